@@ -1,0 +1,186 @@
+// Package merchantsync holds the domain of merchantsync: tenants, their
+// network accounts, merchant relationships, sync runs and the errors the API
+// speaks. It depends on nothing outside the standard library; the packages
+// around it (dynamo, secrets, queue, rakuten, httpapi, syncer) implement or
+// use these types.
+package merchantsync
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+)
+
+// NetworkRakuten is the only network merchantsync syncs today.
+const NetworkRakuten = "rakuten"
+
+// Networks lists every supported network, in display order.
+var Networks = []NetworkInfo{{ID: NetworkRakuten, Name: "Rakuten Advertising"}}
+
+// NetworkInfo describes a supported affiliate network.
+type NetworkInfo struct {
+	ID   string
+	Name string
+}
+
+// LookupNetwork returns the network with id, or ok=false.
+func LookupNetwork(id string) (NetworkInfo, bool) {
+	for _, n := range Networks {
+		if n.ID == id {
+			return n, true
+		}
+	}
+	return NetworkInfo{}, false
+}
+
+// Settings are a tenant's global merchantsync settings.
+type Settings struct {
+	TenantID string
+	// Enabled is the global "sync network relationships" toggle. A tenant
+	// that never saved settings is enabled: connecting credentials is an
+	// explicit request to sync.
+	Enabled   bool
+	UpdatedAt time.Time
+}
+
+// ConnectionState is what the API shows for a tenant's network account.
+type ConnectionState string
+
+const (
+	StateNotConfigured  ConnectionState = "not_configured"  // no IDs saved
+	StateIDsSaved       ConnectionState = "ids_saved"       // IDs, no credentials
+	StateConnected      ConnectionState = "connected"       // credentials stored, syncing
+	StateReauthRequired ConnectionState = "reauth_required" // Rakuten refused the stored credentials
+	StateError          ConnectionState = "error"           // last sync failed for another reason
+	StateDisabled       ConnectionState = "disabled"        // global toggle off
+)
+
+// Account is a tenant's account with one network: the IDs they saved, whether
+// credentials are connected, and the state of its sync.
+type Account struct {
+	TenantID    string
+	Network     string
+	AffiliateID string
+	SiteID      string
+	// Username is kept for display only ("connected as …"). Never the password.
+	Username    string
+	Connected   bool            // credentials are stored in Secrets Manager
+	State       ConnectionState // stored state: ids_saved, connected, reauth_required or error
+	ConnectedAt time.Time
+	UpdatedAt   time.Time
+
+	LastRun    *Run           // summary of the last finished run
+	Counts     map[Status]int // relationships by status after the last successful run
+	LastSyncAt time.Time      // when the last successful run finished
+	// ActiveRunID is the queued or running run a manual sync joins instead of
+	// starting a second one; empty when none.
+	ActiveRunID string
+	// LastScheduledRunID is the last schedule run id this account has been
+	// synced for, so duplicate scheduled messages are skipped.
+	LastScheduledRunID string
+	// LeaseRunID and LeaseUntil hold the sync lease: one sync per account at a time.
+	LeaseRunID string
+	LeaseUntil time.Time
+}
+
+// EffectiveState is the state the API shows, given the tenant's settings.
+func (a *Account) EffectiveState(s Settings) ConnectionState {
+	switch {
+	case a == nil || a.AffiliateID == "":
+		return StateNotConfigured
+	case !a.Connected:
+		return StateIDsSaved
+	case !s.Enabled:
+		return StateDisabled
+	case a.State == "":
+		return StateConnected
+	}
+	return a.State
+}
+
+// Due reports whether the daily schedule should sync this account.
+// reauth_required accounts are not due: retrying refused credentials cannot help.
+func (a *Account) Due(s Settings) bool {
+	return a != nil && a.AffiliateID != "" && a.Connected && s.Enabled && a.State != StateReauthRequired
+}
+
+// Trigger says what started a run.
+type Trigger string
+
+const (
+	TriggerSchedule Trigger = "schedule"
+	TriggerManual   Trigger = "manual"
+)
+
+// RunState is the lifecycle of a sync run.
+type RunState string
+
+const (
+	RunQueued    RunState = "queued"
+	RunRunning   RunState = "running"
+	RunSucceeded RunState = "succeeded"
+	RunFailed    RunState = "failed"
+	RunSkipped   RunState = "skipped"
+)
+
+// Finished reports whether the run has ended.
+func (s RunState) Finished() bool {
+	return s == RunSucceeded || s == RunFailed || s == RunSkipped
+}
+
+// Run is one sync of one tenant × network.
+type Run struct {
+	RunID           string
+	TenantID        string
+	Network         string
+	Trigger         Trigger
+	State           RunState
+	QueuedAt        time.Time
+	StartedAt       time.Time
+	FinishedAt      time.Time
+	MerchantsSynced int
+	Counts          map[Status]int
+	Changes         int
+	APICalls        int
+	Error           *RunError
+	// JoinedRunID names the run this one joined instead of syncing twice
+	// (state skipped): a manual sync that raced the scheduled one, say.
+	JoinedRunID string
+}
+
+// RunError is why a run failed, safe to show to the publisher.
+type RunError struct {
+	Code    string
+	Message string
+}
+
+// SyncRequest is the message that asks the sync worker to sync one account.
+// It travels through SQS as JSON.
+type SyncRequest struct {
+	TenantID string  `json:"tenantId"`
+	Network  string  `json:"network"`
+	RunID    string  `json:"runId"`
+	Trigger  Trigger `json:"trigger"`
+	// ScheduleRunID is the schedule invocation's id for scheduled syncs; the
+	// same schedule run never syncs an account twice.
+	ScheduleRunID string `json:"scheduleRunId,omitempty"`
+}
+
+// runIDTime is the sortable time prefix of run ids, so RUN# items sort by time.
+const runIDTime = "20060102T150405.000Z"
+
+// NewRunID returns a new, time-sortable run id for a manual sync.
+func NewRunID(now time.Time) string {
+	var b [5]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return now.UTC().Format(runIDTime) + "-" + hex.EncodeToString(b[:])
+}
+
+// ScheduledRunID returns the run id of one account's sync in one schedule
+// invocation. It is deterministic, so a retried scheduler invocation or a
+// duplicate SQS delivery names the same run and is recognised as such.
+func ScheduledRunID(scheduleRunID string, scheduledAt time.Time, tenantID, network string) string {
+	h := sha256.Sum256([]byte(scheduleRunID + "\x00" + tenantID + "\x00" + network))
+	return scheduledAt.UTC().Format(runIDTime) + "-" + hex.EncodeToString(h[:5])
+}

@@ -1,0 +1,109 @@
+package merchantsync
+
+import (
+	"strings"
+	"time"
+)
+
+// Status is a normalized relationship status.
+type Status string
+
+const (
+	StatusJoined   Status = "joined"
+	StatusPending  Status = "pending"
+	StatusDeclined Status = "declined"
+	StatusRemoved  Status = "removed"
+	StatusLeft     Status = "left"
+	StatusUnknown  Status = "unknown"
+)
+
+// Statuses lists every normalized status in display order.
+var Statuses = []Status{StatusJoined, StatusPending, StatusDeclined, StatusRemoved, StatusLeft, StatusUnknown}
+
+// ParseStatus returns the status named s, or ok=false.
+func ParseStatus(s string) (Status, bool) {
+	for _, st := range Statuses {
+		if string(st) == s {
+			return st, true
+		}
+	}
+	return "", false
+}
+
+// Normalized is a network's raw status mapped onto merchantsync's statuses.
+type Normalized struct {
+	Status    Status
+	Permanent bool   // a permanent decline or removal
+	Extended  bool   // Rakuten's "approval extended"
+	Raw       string // exactly what the network said
+}
+
+// NormalizeRakuten maps a Rakuten partnership status (Partnerships API) or
+// application status (Link Locator) onto a normalized status. Spelling in
+// responses is unconfirmed, so it compares case-insensitively and treats
+// '_' and ' ' like '-'. Anything unrecognised is unknown, never joined.
+func NormalizeRakuten(raw string) Normalized {
+	k := strings.ToLower(strings.TrimSpace(raw))
+	k = strings.NewReplacer("_", "-", " ", "-").Replace(k)
+	n := Normalized{Raw: raw, Status: StatusUnknown}
+	switch k {
+	case "active", "approved":
+		n.Status = StatusJoined
+	case "extended", "approval-extended":
+		n.Status, n.Extended = StatusJoined, true
+	case "pending", "wait":
+		n.Status = StatusPending
+	case "temp-decline", "temp-rejected":
+		n.Status = StatusDeclined
+	case "permanent-decline", "perm-rejected":
+		n.Status, n.Permanent = StatusDeclined, true
+	case "temp-remove", "temp-removed":
+		n.Status = StatusRemoved
+	case "permanent-remove", "perm-removed":
+		n.Status, n.Permanent = StatusRemoved, true
+	case "self-removed":
+		n.Status = StatusLeft
+	}
+	return n
+}
+
+// Relationship is a tenant's relationship with one merchant on one network.
+type Relationship struct {
+	TenantID string
+	Network  string // merchantsync network, e.g. "rakuten"
+	// RegionNetwork is the network's own regional id (Rakuten: US 1, UK 3, …).
+	// One account can hold partnerships in several regions, so relationships
+	// are keyed by (RegionNetwork, AdvertiserID).
+	RegionNetwork   int
+	AdvertiserID    int64
+	Name            string
+	Status          Status
+	RawStatus       string
+	Permanent       bool
+	ProgramStatus   string // the advertiser's own program status (active/inactive)
+	StatusChangedAt time.Time
+	FirstSeenAt     time.Time
+	LastSeenAt      time.Time
+	// MissedPulls counts consecutive successful pulls that did not list this
+	// merchant. It becomes removed only after MissesBeforeRemoved.
+	MissedPulls int
+}
+
+// MissesBeforeRemoved is how many consecutive successful pulls must miss a
+// merchant before merchantsync calls the relationship removed.
+const MissesBeforeRemoved = 3
+
+// Change is one status transition of one relationship.
+type Change struct {
+	TenantID      string
+	Network       string
+	RegionNetwork int
+	AdvertiserID  int64
+	Name          string
+	From          Status // empty for a merchant seen for the first time
+	To            Status
+	RawFrom       string
+	RawTo         string
+	At            time.Time
+	RunID         string
+}
