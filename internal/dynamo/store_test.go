@@ -1,0 +1,887 @@
+package dynamo_test
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/merchantsync/merchantsync/internal/dynamo"
+	"github.com/merchantsync/merchantsync/internal/merchantsync"
+)
+
+func TestCreateTableSchema(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := ctx(t)
+	d, err := e.c.DescribeTable(c, &dynamodb.DescribeTableInput{TableName: aws.String(e.table)})
+	must(t, err)
+	tab := d.Table
+	keys := func(ks []types.KeySchemaElement) string {
+		var s []string
+		for _, k := range ks {
+			s = append(s, *k.AttributeName+":"+string(k.KeyType))
+		}
+		return fmt.Sprint(s)
+	}
+	if got := keys(tab.KeySchema); got != "[PK:HASH SK:RANGE]" {
+		t.Errorf("key schema = %s", got)
+	}
+	if len(tab.GlobalSecondaryIndexes) != 1 {
+		t.Fatalf("GSIs = %d, want 1", len(tab.GlobalSecondaryIndexes))
+	}
+	g := tab.GlobalSecondaryIndexes[0]
+	if *g.IndexName != dynamo.IndexDue || keys(g.KeySchema) != "[duePK:HASH dueSK:RANGE]" || g.Projection.ProjectionType != types.ProjectionTypeKeysOnly {
+		t.Errorf("due index = %s %s %s", *g.IndexName, keys(g.KeySchema), g.Projection.ProjectionType)
+	}
+	if tab.BillingModeSummary == nil || tab.BillingModeSummary.BillingMode != types.BillingModePayPerRequest {
+		t.Errorf("billing mode = %+v, want PAY_PER_REQUEST", tab.BillingModeSummary)
+	}
+	ttl, err := e.c.DescribeTimeToLive(c, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(e.table)})
+	must(t, err)
+	if ttl.TimeToLiveDescription == nil || aws.ToString(ttl.TimeToLiveDescription.AttributeName) != dynamo.AttrTTL ||
+		ttl.TimeToLiveDescription.TimeToLiveStatus != types.TimeToLiveStatusEnabled {
+		t.Errorf("TTL = %+v, want %s enabled", ttl.TimeToLiveDescription, dynamo.AttrTTL)
+	}
+}
+
+func TestSettings(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := ctx(t)
+	st, err := e.s.GetSettings(c, "t1")
+	must(t, err)
+	if !st.Enabled || st.TenantID != "t1" {
+		t.Fatalf("never saved settings = %+v, want enabled", st)
+	}
+	for _, enabled := range []bool{false, true, false} {
+		must(t, e.s.PutSettings(c, merchantsync.Settings{TenantID: "t1", Enabled: enabled, UpdatedAt: t0}))
+		st, err := e.s.GetSettings(c, "t1")
+		must(t, err)
+		if st.Enabled != enabled || !st.UpdatedAt.Equal(t0) {
+			t.Fatalf("after put %v: %+v", enabled, st)
+		}
+	}
+	other, err := e.s.GetSettings(c, "t2")
+	must(t, err)
+	if !other.Enabled {
+		t.Fatal("t1's settings leaked into t2")
+	}
+	_, err = e.s.GetSettings(c, "")
+	wantCode(t, err, merchantsync.EInvalid)
+}
+
+func TestSaveIDsUpsert(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := ctx(t)
+	steps := []struct {
+		name      string
+		do        func() error
+		aff, site string
+		connected bool
+		state     merchantsync.ConnectionState
+		username  string
+	}{
+		{"create", func() error { _, err := e.s.SaveIDs(c, "a", rk, "AAAAAAAAAAA", "111", t0); return err }, "AAAAAAAAAAA", "111", false, merchantsync.StateIDsSaved, ""},
+		{"update affiliate, empty site keeps it", func() error { _, err := e.s.SaveIDs(c, "a", rk, "BBBBBBBBBBB", "", t0); return err }, "BBBBBBBBBBB", "111", false, merchantsync.StateIDsSaved, ""},
+		{"connect", func() error { return e.s.MarkConnected(c, "a", rk, "222", "me", t0) }, "BBBBBBBBBBB", "222", true, merchantsync.StateConnected, "me"},
+		{"save IDs keeps connection", func() error { _, err := e.s.SaveIDs(c, "a", rk, "CCCCCCCCCCC", "333", t0); return err }, "CCCCCCCCCCC", "333", true, merchantsync.StateConnected, "me"},
+		{"disconnect keeps IDs", func() error { return e.s.MarkDisconnected(c, "a", rk, t0) }, "CCCCCCCCCCC", "333", false, merchantsync.StateIDsSaved, ""},
+	}
+	for _, st := range steps {
+		must(t, st.do())
+		a, err := e.s.GetAccount(c, "a", rk)
+		must(t, err)
+		if a == nil || a.AffiliateID != st.aff || a.SiteID != st.site || a.Connected != st.connected || a.State != st.state || a.Username != st.username {
+			t.Fatalf("%s: account = %+v", st.name, a)
+		}
+	}
+	must(t, e.s.DeleteAccount(c, "a", rk))
+	a, err := e.s.GetAccount(c, "a", rk)
+	must(t, err)
+	if a != nil {
+		t.Fatalf("deleted account still there: %+v", a)
+	}
+	_, err = e.s.SaveIDs(c, "a", rk, "", "1", t0)
+	wantCode(t, err, merchantsync.EInvalid)
+	_, err = e.s.SaveIDs(c, "a", "rakuten#x", "AAAAAAAAAAA", "1", t0)
+	wantCode(t, err, merchantsync.EInvalid)
+}
+
+// TestTenantIsolation: tenant B sees nothing of A's and B's writes never
+// change A's items.
+func TestTenantIsolation(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := ctx(t)
+	connected(t, e.s, "A")
+	_, err := e.s.WriteRelationships(c, []merchantsync.Relationship{rel("A", 1, 10, merchantsync.StatusJoined), rel("A", 1, 11, merchantsync.StatusPending)},
+		[]merchantsync.Change{{TenantID: "A", Network: rk, RegionNetwork: 1, AdvertiserID: 10, To: merchantsync.StatusJoined, At: t0, RunID: "r1"}})
+	must(t, err)
+	must(t, e.s.FinishRun(c, run("A", "01A", merchantsync.RunSucceeded), dynamo.AccountUpdate{State: merchantsync.StateConnected, Succeeded: true}))
+	_, aCursor, err := e.s.ListRelationships(c, "A", rk, "", 1, "")
+	must(t, err)
+	before := e.snapshot(t, "A")
+
+	// Reads as B see nothing of A's.
+	reads := []struct {
+		name string
+		n    func() (int, error)
+	}{
+		{"GetAccount", func() (int, error) {
+			a, err := e.s.GetAccount(c, "B", rk)
+			if a != nil {
+				return 1, err
+			}
+			return 0, err
+		}},
+		{"AllRelationships", func() (int, error) { r, err := e.s.AllRelationships(c, "B", rk); return len(r), err }},
+		{"ListRelationships", func() (int, error) { r, _, err := e.s.ListRelationships(c, "B", rk, "", 0, ""); return len(r), err }},
+		{"ListRelationships with A's cursor", func() (int, error) {
+			r, _, err := e.s.ListRelationships(c, "B", rk, "", 0, aCursor)
+			return len(r), err
+		}},
+		{"ListRuns", func() (int, error) { r, _, err := e.s.ListRuns(c, "B", rk, 0, ""); return len(r), err }},
+		{"GetRun", func() (int, error) {
+			r, err := e.s.GetRun(c, "B", rk, "01A")
+			if r != nil {
+				return 1, err
+			}
+			return 0, err
+		}},
+		{"ListChanges", func() (int, error) { r, _, err := e.s.ListChanges(c, "B", rk, time.Time{}, 0, ""); return len(r), err }},
+		{"GetSettings", func() (int, error) {
+			st, err := e.s.GetSettings(c, "B")
+			if st.TenantID != "B" {
+				return 1, err
+			}
+			return 0, err
+		}},
+	}
+	for _, r := range reads {
+		n, err := r.n()
+		must(t, err)
+		if n != 0 {
+			t.Errorf("%s as B returned %d of A's items", r.name, n)
+		}
+	}
+
+	// Every write as B, including ones naming A's run ids, leaves A's items alone.
+	writes := []func() error{
+		func() error { _, err := e.s.SaveIDs(c, "B", rk, "BBBBBBBBBBB", "999", t0); return err },
+		func() error { return e.s.MarkConnected(c, "B", rk, "", "b", t0) },
+		func() error { return e.s.PutSettings(c, merchantsync.Settings{TenantID: "B", Enabled: false}) },
+		func() error { _, err := e.s.AcquireLease(c, "B", rk, "01A", t0, t0.Add(time.Minute)); return err },
+		func() error { return e.s.ReleaseLease(c, "B", rk, "01A") },
+		func() error { return e.s.PutRun(c, run("B", "01A", merchantsync.RunFailed)) },
+		func() error {
+			return e.s.FinishRun(c, run("B", "01A", merchantsync.RunFailed), dynamo.AccountUpdate{State: merchantsync.StateReauthRequired})
+		},
+		func() error {
+			_, err := e.s.WriteRelationships(c, []merchantsync.Relationship{rel("B", 1, 10, merchantsync.StatusRemoved)}, nil)
+			return err
+		},
+		func() error { return e.s.MarkDisconnected(c, "B", rk, t0) },
+		func() error { return e.s.DeleteAccount(c, "B", rk) },
+	}
+	for i, w := range writes {
+		must(t, w())
+		if after := e.snapshot(t, "A"); !reflect.DeepEqual(before, after) {
+			t.Fatalf("write %d as B changed A's items:\nbefore %v\nafter  %v", i, before, after)
+		}
+	}
+	// A write naming two tenants is refused.
+	_, err = e.s.WriteRelationships(c, []merchantsync.Relationship{rel("B", 1, 1, merchantsync.StatusJoined), rel("A", 1, 1, merchantsync.StatusJoined)}, nil)
+	wantCode(t, err, merchantsync.EInvalid)
+	if after := e.snapshot(t, "A"); !reflect.DeepEqual(before, after) {
+		t.Fatal("a mixed-tenant write changed A's items")
+	}
+}
+
+func TestMarkConnectedWithoutIDs(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := ctx(t)
+	err := e.s.MarkConnected(c, "t", rk, "123", "me", t0)
+	wantCode(t, err, merchantsync.ENetworkIDRequired)
+	if items := e.scan(t); len(items) != 0 {
+		t.Fatalf("a refused connect stored %d items", len(items))
+	}
+	// Deleting the IDs means a later connect is refused too.
+	_, err = e.s.SaveIDs(c, "t", rk, "AAAAAAAAAAA", "", t0)
+	must(t, err)
+	must(t, e.s.DeleteAccount(c, "t", rk))
+	wantCode(t, e.s.MarkConnected(c, "t", rk, "123", "me", t0), merchantsync.ENetworkIDRequired)
+}
+
+func TestDueKeys(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := ctx(t)
+	settings := func(tenant string, on bool) func() error {
+		return func() error { return e.s.PutSettings(c, merchantsync.Settings{TenantID: tenant, Enabled: on}) }
+	}
+	finish := func(tenant string, state merchantsync.ConnectionState) func() error {
+		return func() error {
+			return e.s.FinishRun(c, run(tenant, "r-"+string(state), merchantsync.RunFailed), dynamo.AccountUpdate{State: state})
+		}
+	}
+	steps := []struct {
+		name string
+		do   func() error
+		want []string
+	}{
+		{"ids only", func() error { _, err := e.s.SaveIDs(c, "t1", rk, "AAAAAAAAAAA", "", t0); return err }, nil},
+		{"connect", func() error { return e.s.MarkConnected(c, "t1", rk, "", "", t0) }, []string{"t1/rakuten"}},
+		{"second tenant", func() error { connected(t, e.s, "t2"); return nil }, []string{"t1/rakuten", "t2/rakuten"}},
+		{"toggle off", settings("t1", false), []string{"t2/rakuten"}},
+		{"toggle on", settings("t1", true), []string{"t1/rakuten", "t2/rakuten"}},
+		{"failed run (error) stays due", finish("t1", merchantsync.StateError), []string{"t1/rakuten", "t2/rakuten"}},
+		{"reauth_required", finish("t1", merchantsync.StateReauthRequired), []string{"t2/rakuten"}},
+		{"toggle keeps reauth out", func() error {
+			if err := settings("t1", false)(); err != nil {
+				return err
+			}
+			return settings("t1", true)()
+		}, []string{"t2/rakuten"}},
+		{"reconnect", func() error { return e.s.MarkConnected(c, "t1", rk, "", "", t0) }, []string{"t1/rakuten", "t2/rakuten"}},
+		{"disconnect", func() error { return e.s.MarkDisconnected(c, "t2", rk, t0) }, []string{"t1/rakuten"}},
+		{"connect while disabled", func() error {
+			if err := settings("t2", false)(); err != nil {
+				return err
+			}
+			return e.s.MarkConnected(c, "t2", rk, "", "", t0)
+		}, []string{"t1/rakuten"}},
+		{"enable", settings("t2", true), []string{"t1/rakuten", "t2/rakuten"}},
+		{"delete account", func() error { return e.s.DeleteAccount(c, "t1", rk) }, []string{"t2/rakuten"}},
+		{"settings of a tenant without account", settings("t3", true), []string{"t2/rakuten"}},
+	}
+	for _, st := range steps {
+		must(t, st.do())
+		if got := e.due(t); !slices.Equal(got, st.want) {
+			t.Fatalf("%s: due = %v, want %v", st.name, got, st.want)
+		}
+	}
+	_, err := e.s.QueryDue(c, dynamo.Shards, func([]dynamo.DueAccount) error { return nil })
+	wantCode(t, err, merchantsync.EInvalid)
+}
+
+// TestQueryDueSharding: 1,000 due accounts spread over the shards and every
+// page is followed.
+func TestQueryDueSharding(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := ctx(t)
+	const n = 1000
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 16)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			tenant := fmt.Sprintf("tenant-%04d", i)
+			if _, err := e.s.SaveIDs(c, tenant, rk, "AAAAAAAAAAA", "", t0); err != nil {
+				errs <- err
+				return
+			}
+			if i%10 == 9 { // every tenth only has IDs: not due
+				return
+			}
+			errs <- e.s.MarkConnected(c, tenant, rk, "", "", t0)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		must(t, err)
+	}
+	e.s.DuePageSize = 10
+	seen := map[string]bool{}
+	perShard := make([]int, dynamo.Shards)
+	totalPages := 0
+	for shard := range dynamo.Shards {
+		pages, err := e.s.QueryDue(c, shard, func(page []dynamo.DueAccount) error {
+			if len(page) > 10 {
+				t.Errorf("page of %d > page size 10", len(page))
+			}
+			for _, d := range page {
+				if seen[d.TenantID] {
+					t.Errorf("%s returned twice", d.TenantID)
+				}
+				seen[d.TenantID] = true
+				perShard[shard]++
+				if dynamo.ShardOf(d.TenantID) != shard || d.Network != rk {
+					t.Errorf("%+v in shard %d", d, shard)
+				}
+			}
+			return nil
+		})
+		must(t, err)
+		totalPages += pages
+	}
+	if len(seen) != 900 {
+		t.Fatalf("due accounts = %d, want 900", len(seen))
+	}
+	for i := range n {
+		tenant := fmt.Sprintf("tenant-%04d", i)
+		if seen[tenant] != (i%10 != 9) {
+			t.Errorf("%s due = %v", tenant, seen[tenant])
+		}
+	}
+	mean := 900 / dynamo.Shards
+	for shard, k := range perShard {
+		if k < mean/2 || k > mean*2 {
+			t.Errorf("shard %d holds %d accounts, mean %d: not spread", shard, k, mean)
+		}
+	}
+	if totalPages < 900/10 {
+		t.Errorf("pages = %d: paging not followed", totalPages)
+	}
+	t.Logf("per shard %v, %d pages", perShard, totalPages)
+}
+
+func TestLease(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := ctx(t)
+	connected(t, e.s, "t")
+	min := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	steps := []struct {
+		name   string
+		do     func() (bool, error)
+		want   bool
+		holder string
+	}{
+		{"free lease", func() (bool, error) { return e.s.AcquireLease(c, "t", rk, "r1", min(0), min(15)) }, true, "r1"},
+		{"contended", func() (bool, error) { return e.s.AcquireLease(c, "t", rk, "r2", min(1), min(16)) }, false, "r1"},
+		{"holder extends", func() (bool, error) { return e.s.AcquireLease(c, "t", rk, "r1", min(2), min(17)) }, true, "r1"},
+		{"still contended before expiry", func() (bool, error) { return e.s.AcquireLease(c, "t", rk, "r2", min(16), min(31)) }, false, "r1"},
+		{"expired lease is taken", func() (bool, error) { return e.s.AcquireLease(c, "t", rk, "r2", min(17), min(32)) }, true, "r2"},
+		{"release by a non-holder does nothing", func() (bool, error) { return true, e.s.ReleaseLease(c, "t", rk, "r1") }, true, "r2"},
+		{"release by the holder", func() (bool, error) { return true, e.s.ReleaseLease(c, "t", rk, "r2") }, true, ""},
+		{"free again", func() (bool, error) { return e.s.AcquireLease(c, "t", rk, "r3", min(18), min(33)) }, true, "r3"},
+	}
+	for _, st := range steps {
+		ok, err := st.do()
+		must(t, err)
+		if ok != st.want {
+			t.Fatalf("%s: ok = %v, want %v", st.name, ok, st.want)
+		}
+		a, err := e.s.GetAccount(c, "t", rk)
+		must(t, err)
+		if a.LeaseRunID != st.holder {
+			t.Fatalf("%s: holder = %q, want %q", st.name, a.LeaseRunID, st.holder)
+		}
+	}
+	_, err := e.s.AcquireLease(c, "nobody", rk, "r1", t0, min(15))
+	wantCode(t, err, merchantsync.ENotFound)
+	if a, _ := e.s.GetAccount(c, "nobody", rk); a != nil {
+		t.Fatal("AcquireLease created an account")
+	}
+
+	// Concurrent contenders: exactly one wins.
+	must(t, e.s.ReleaseLease(c, "t", rk, "r3"))
+	var wins sync.WaitGroup
+	var mu sync.Mutex
+	winners := 0
+	for i := range 8 {
+		wins.Add(1)
+		go func() {
+			defer wins.Done()
+			ok, err := e.s.AcquireLease(c, "t", rk, fmt.Sprintf("c%d", i), min(40), min(55))
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				mu.Lock()
+				winners++
+				mu.Unlock()
+			}
+		}()
+	}
+	wins.Wait()
+	if winners != 1 {
+		t.Fatalf("%d concurrent winners, want 1", winners)
+	}
+}
+
+func TestStartManualRun(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := ctx(t)
+	t.Run("refusals", func(t *testing.T) {
+		_, err := e.s.SaveIDs(c, "ids", rk, "AAAAAAAAAAA", "", t0)
+		must(t, err)
+		connected(t, e.s, "reauth")
+		must(t, e.s.FinishRun(c, run("reauth", "x", merchantsync.RunFailed), dynamo.AccountUpdate{State: merchantsync.StateReauthRequired}))
+		connected(t, e.s, "off")
+		must(t, e.s.PutSettings(c, merchantsync.Settings{TenantID: "off", Enabled: false}))
+		for _, tc := range []struct{ tenant, code string }{
+			{"none", merchantsync.ENotConnected},
+			{"ids", merchantsync.ENotConnected},
+			{"reauth", merchantsync.EReauthRequired},
+			{"off", merchantsync.ESyncDisabled},
+		} {
+			_, _, err := e.s.StartManualRun(c, run(tc.tenant, "m1", ""), t0)
+			wantCode(t, err, tc.code)
+			if r, _ := e.s.GetRun(c, tc.tenant, rk, "m1"); r != nil {
+				t.Errorf("%s: refused run stored", tc.tenant)
+			}
+		}
+	})
+	t.Run("join", func(t *testing.T) {
+		connected(t, e.s, "j")
+		r1, isNew, err := e.s.StartManualRun(c, run("j", "01", ""), t0)
+		must(t, err)
+		if !isNew || r1.RunID != "01" || r1.State != merchantsync.RunQueued {
+			t.Fatalf("first = %+v new=%v", r1, isNew)
+		}
+		r2, isNew, err := e.s.StartManualRun(c, run("j", "02", ""), t0.Add(time.Minute))
+		must(t, err)
+		if isNew || r2.RunID != "01" {
+			t.Fatalf("second should join 01: %+v new=%v", r2, isNew)
+		}
+		// Running still joins; finished does not.
+		running := r1
+		running.State, running.StartedAt = merchantsync.RunRunning, t0.Add(time.Minute)
+		must(t, e.s.PutRun(c, running))
+		if r, isNew, _ := e.s.StartManualRun(c, run("j", "03", ""), t0.Add(2*time.Minute)); isNew || r.RunID != "01" {
+			t.Fatalf("running run not joined: %+v", r)
+		}
+		done := running
+		done.State, done.FinishedAt = merchantsync.RunSucceeded, t0.Add(3*time.Minute)
+		must(t, e.s.FinishRun(c, done, dynamo.AccountUpdate{State: merchantsync.StateConnected, Succeeded: true}))
+		r4, isNew, err := e.s.StartManualRun(c, run("j", "04", ""), t0.Add(4*time.Minute))
+		must(t, err)
+		if !isNew || r4.RunID != "04" {
+			t.Fatalf("after finish: %+v new=%v", r4, isNew)
+		}
+		// A run that never finished goes stale and is not joined forever.
+		r5, isNew, err := e.s.StartManualRun(c, run("j", "05", ""), t0.Add(4*time.Minute+dynamo.StaleRunAfter+time.Second))
+		must(t, err)
+		if !isNew || r5.RunID != "05" {
+			t.Fatalf("stale run joined: %+v new=%v", r5, isNew)
+		}
+		_, _, err = e.s.StartManualRun(c, run("j", "05", ""), t0)
+		if r, _ := e.s.GetRun(c, "j", rk, "05"); r == nil || err != nil && merchantsync.ErrorCode(err) != merchantsync.EConflict {
+			t.Fatalf("restart of an existing run id: %v", err)
+		}
+	})
+	t.Run("concurrent", func(t *testing.T) {
+		connected(t, e.s, "cc")
+		const n = 8
+		var wg sync.WaitGroup
+		ids := make([]string, n)
+		news := make([]bool, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r, isNew, err := e.s.StartManualRun(c, run("cc", fmt.Sprintf("c%02d", i), ""), t0)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				ids[i], news[i] = r.RunID, isNew
+			}()
+		}
+		wg.Wait()
+		created := 0
+		for i := range n {
+			if news[i] {
+				created++
+			}
+			if ids[i] != ids[0] {
+				t.Errorf("caller %d got run %s, caller 0 got %s", i, ids[i], ids[0])
+			}
+		}
+		runs, _, err := e.s.ListRuns(c, "cc", rk, 0, "")
+		must(t, err)
+		if created != 1 || len(runs) != 1 {
+			t.Fatalf("%d callers created a run, %d runs stored; want exactly 1", created, len(runs))
+		}
+		a, err := e.s.GetAccount(c, "cc", rk)
+		must(t, err)
+		if a.ActiveRunID != runs[0].RunID {
+			t.Fatalf("active run %q, stored %q", a.ActiveRunID, runs[0].RunID)
+		}
+	})
+}
+
+func TestFinishRun(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := ctx(t)
+	connected(t, e.s, "t")
+	queued, _, err := e.s.StartManualRun(c, run("t", "01", ""), t0)
+	must(t, err)
+	ok, err := e.s.AcquireLease(c, "t", rk, "01", t0, t0.Add(15*time.Minute))
+	must(t, err)
+	if !ok {
+		t.Fatal("lease not acquired")
+	}
+	done := queued
+	done.State, done.StartedAt, done.FinishedAt = merchantsync.RunSucceeded, t0, t0.Add(time.Minute)
+	done.MerchantsSynced, done.Changes, done.APICalls = 3, 1, 2
+	done.Counts = map[merchantsync.Status]int{merchantsync.StatusJoined: 2, merchantsync.StatusPending: 1}
+	must(t, e.s.FinishRun(c, done, dynamo.AccountUpdate{State: merchantsync.StateConnected, Succeeded: true, ScheduleRunID: "sched-1"}))
+	a, err := e.s.GetAccount(c, "t", rk)
+	must(t, err)
+	checks := []struct {
+		name string
+		ok   bool
+	}{
+		{"last run", a.LastRun != nil && a.LastRun.RunID == "01" && a.LastRun.MerchantsSynced == 3 && a.LastRun.State == merchantsync.RunSucceeded},
+		{"counts", reflect.DeepEqual(a.Counts, done.Counts)},
+		{"last sync", a.LastSyncAt.Equal(done.FinishedAt)},
+		{"state", a.State == merchantsync.StateConnected},
+		{"scheduled run id", a.LastScheduledRunID == "sched-1"},
+		{"active run cleared", a.ActiveRunID == ""},
+		{"lease released", a.LeaseRunID == "" && a.LeaseUntil.IsZero()},
+	}
+	for _, ch := range checks {
+		if !ch.ok {
+			t.Errorf("%s: account = %+v", ch.name, a)
+		}
+	}
+	got, err := e.s.GetRun(c, "t", rk, "01")
+	must(t, err)
+	if got == nil || !reflect.DeepEqual(*got, done) {
+		t.Errorf("stored run = %+v\nwant %+v", got, done)
+	}
+
+	// A failed run keeps counts and last sync; it does not clear another run's lease.
+	ok, err = e.s.AcquireLease(c, "t", rk, "other", t0, t0.Add(time.Hour))
+	must(t, err)
+	failed := run("t", "02", merchantsync.RunFailed)
+	failed.Error = &merchantsync.RunError{Code: "network_unavailable", Message: "Rakuten is down"}
+	must(t, e.s.FinishRun(c, failed, dynamo.AccountUpdate{State: merchantsync.StateError}))
+	a, err = e.s.GetAccount(c, "t", rk)
+	must(t, err)
+	if a.State != merchantsync.StateError || !reflect.DeepEqual(a.Counts, done.Counts) || !a.LastSyncAt.Equal(done.FinishedAt) ||
+		a.LeaseRunID != "other" || a.LastRun.Error == nil || a.LastRun.Error.Code != "network_unavailable" {
+		t.Errorf("after failed run: %+v", a)
+	}
+
+	// Disconnected meanwhile: the run is recorded, the state stays ids_saved.
+	must(t, e.s.MarkDisconnected(c, "t", rk, t0))
+	must(t, e.s.FinishRun(c, run("t", "03", merchantsync.RunSucceeded), dynamo.AccountUpdate{State: merchantsync.StateConnected, Succeeded: true}))
+	a, err = e.s.GetAccount(c, "t", rk)
+	must(t, err)
+	if a.State != merchantsync.StateIDsSaved || a.Connected || a.LastRun.RunID != "03" {
+		t.Errorf("finish after disconnect: %+v", a)
+	}
+
+	// Deleted meanwhile: never resurrected, the run is still recorded.
+	must(t, e.s.DeleteAccount(c, "t", rk))
+	must(t, e.s.FinishRun(c, run("t", "04", merchantsync.RunSucceeded), dynamo.AccountUpdate{State: merchantsync.StateConnected, Succeeded: true}))
+	if a, _ := e.s.GetAccount(c, "t", rk); a != nil {
+		t.Fatalf("FinishRun resurrected a deleted account: %+v", a)
+	}
+	runs, _, err := e.s.ListRuns(c, "t", rk, 0, "")
+	must(t, err)
+	var ids []string
+	for _, r := range runs {
+		ids = append(ids, r.RunID)
+	}
+	if !slices.Equal(ids, []string{"04", "03", "02", "01"}) {
+		t.Fatalf("runs newest first = %v", ids)
+	}
+}
+
+func TestListRunsPaging(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := ctx(t)
+	for i := range 7 {
+		must(t, e.s.CreateRun(c, run("t", fmt.Sprintf("%03d", i), merchantsync.RunQueued)))
+	}
+	wantCode(t, e.s.CreateRun(c, run("t", "003", merchantsync.RunQueued)), merchantsync.EConflict)
+	var got []string
+	cursor := ""
+	for pages := 1; ; pages++ {
+		runs, next, err := e.s.ListRuns(c, "t", rk, 3, cursor)
+		must(t, err)
+		for _, r := range runs {
+			got = append(got, r.RunID)
+		}
+		if next == "" {
+			if pages != 3 {
+				t.Errorf("pages = %d, want 3", pages)
+			}
+			break
+		}
+		cursor = next
+	}
+	if !slices.Equal(got, []string{"006", "005", "004", "003", "002", "001", "000"}) {
+		t.Fatalf("runs = %v", got)
+	}
+	// Run records expire after 90 days.
+	for _, item := range e.scan(t) {
+		ttl, ok := item[dynamo.AttrTTL].(*types.AttributeValueMemberN)
+		if !ok || ttl.Value != fmt.Sprint(t0.Add(dynamo.RunTTL).Unix()) {
+			t.Fatalf("run TTL = %v", item[dynamo.AttrTTL])
+		}
+	}
+}
+
+func TestListRelationships(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := ctx(t)
+	statuses := []merchantsync.Status{merchantsync.StatusJoined, merchantsync.StatusPending, merchantsync.StatusDeclined, merchantsync.StatusRemoved, merchantsync.StatusJoined}
+	var rels []merchantsync.Relationship
+	for i := range 130 {
+		region := 1 + i%2*2 // regions 1 and 3
+		rels = append(rels, rel("t", region, int64(1000-i*7), statuses[i%len(statuses)]))
+	}
+	_, err := e.s.WriteRelationships(c, rels, nil)
+	must(t, err)
+	sorted := slices.Clone(rels)
+	sort.Slice(sorted, func(i, j int) bool {
+		a, b := sorted[i], sorted[j]
+		return a.RegionNetwork < b.RegionNetwork || a.RegionNetwork == b.RegionNetwork && a.AdvertiserID < b.AdvertiserID
+	})
+	key := func(r merchantsync.Relationship) string { return fmt.Sprintf("%d/%d", r.RegionNetwork, r.AdvertiserID) }
+	cases := []struct {
+		status merchantsync.Status
+		limit  int
+		pages  []int
+	}{
+		{"", 0, []int{50, 50, 30}},
+		{"", 65, []int{65, 65}},
+		{"", 200, []int{130}},
+		{merchantsync.StatusJoined, 10, []int{10, 10, 10, 10, 10, 2}},
+		{merchantsync.StatusPending, 26, []int{26}},
+		{merchantsync.StatusLeft, 10, []int{0}},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("%s/%d", tc.status, tc.limit), func(t *testing.T) {
+			var want []string
+			for _, r := range sorted {
+				if tc.status == "" || r.Status == tc.status {
+					want = append(want, key(r))
+				}
+			}
+			var got []string
+			var sizes []int
+			cursor := ""
+			for {
+				page, next, err := e.s.ListRelationships(c, "t", rk, tc.status, tc.limit, cursor)
+				must(t, err)
+				sizes = append(sizes, len(page))
+				for _, r := range page {
+					got = append(got, key(r))
+				}
+				if next == "" {
+					break
+				}
+				cursor = next
+				if len(sizes) > 50 {
+					t.Fatal("paging does not end")
+				}
+			}
+			if !slices.Equal(sizes, tc.pages) || !slices.Equal(got, want) {
+				t.Fatalf("pages %v (want %v)\ngot  %v\nwant %v", sizes, tc.pages, got, want)
+			}
+		})
+	}
+	all, err := e.s.AllRelationships(c, "t", rk)
+	must(t, err)
+	if len(all) != 130 || !reflect.DeepEqual(all[0], sorted[0]) {
+		t.Fatalf("AllRelationships: %d, first %+v want %+v", len(all), all[0], sorted[0])
+	}
+	for _, bad := range []struct {
+		status merchantsync.Status
+		limit  int
+		field  string
+	}{{"", 201, "limit"}, {"", -1, "limit"}, {"nope", 10, "status"}} {
+		_, _, err := e.s.ListRelationships(c, "t", rk, bad.status, bad.limit, "")
+		wantCode(t, err, merchantsync.EInvalid)
+		if f := merchantsync.ErrorField(err); f != bad.field {
+			t.Errorf("field = %q, want %q", f, bad.field)
+		}
+	}
+}
+
+func TestForgedCursor(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := ctx(t)
+	_, err := e.s.WriteRelationships(c, []merchantsync.Relationship{rel("t", 1, 1, merchantsync.StatusJoined), rel("t", 1, 2, merchantsync.StatusJoined)}, nil)
+	must(t, err)
+	must(t, e.s.CreateRun(c, run("t", "01", merchantsync.RunQueued)))
+	must(t, e.s.CreateRun(c, run("t", "02", merchantsync.RunQueued)))
+	_, relCursor, err := e.s.ListRelationships(c, "t", rk, "", 1, "")
+	must(t, err)
+	_, runCursor, err := e.s.ListRuns(c, "t", rk, 1, "")
+	must(t, err)
+	if relCursor == "" || runCursor == "" {
+		t.Fatal("no cursors")
+	}
+	b64 := func(s string) string { return base64URL(s) }
+	cursors := []struct{ name, cursor string }{
+		{"garbage", "!!!not-base64!!!"},
+		{"not json", b64("hello")},
+		{"empty sk", b64(`{"k":""}`)},
+		{"settings item", b64(`{"k":"SETTINGS"}`)},
+		{"account item", b64(`{"k":"NETWORK#rakuten"}`)},
+		{"run cursor on relationships", runCursor},
+		{"prefix only", b64(`{"k":"REL#rakuten#"}`)},
+		{"other network", b64(`{"k":"REL#other#00001#0000000000000000001"}`)},
+		{"too long", b64(`{"k":"REL#rakuten#` + string(make([]byte, 3000)) + `"}`)},
+	}
+	for _, tc := range cursors {
+		_, _, err := e.s.ListRelationships(c, "t", rk, "", 10, tc.cursor)
+		wantCode(t, err, merchantsync.EInvalid)
+		if merchantsync.ErrorField(err) != "cursor" {
+			t.Errorf("%s: field %q", tc.name, merchantsync.ErrorField(err))
+		}
+	}
+	_, _, err = e.s.ListRuns(c, "t", rk, 10, relCursor)
+	wantCode(t, err, merchantsync.EInvalid)
+	_, _, err = e.s.ListChanges(c, "t", rk, time.Time{}, 10, relCursor)
+	wantCode(t, err, merchantsync.EInvalid)
+	// Extra fields cannot name another partition: the PK is always the caller's.
+	_, err = e.s.WriteRelationships(c, []merchantsync.Relationship{rel("other", 1, 5, merchantsync.StatusJoined)}, nil)
+	must(t, err)
+	smuggled := b64(`{"k":"REL#rakuten#00001#0000000000000000001","PK":"TENANT#other","pk":"TENANT#other"}`)
+	page, _, err := e.s.ListRelationships(c, "t", rk, "", 10, smuggled)
+	must(t, err)
+	if len(page) != 1 || page[0].TenantID != "t" || page[0].AdvertiserID != 2 {
+		t.Fatalf("smuggled cursor read %+v", page)
+	}
+	// A valid cursor still works.
+	page, _, err = e.s.ListRelationships(c, "t", rk, "", 10, relCursor)
+	must(t, err)
+	if len(page) != 1 || page[0].AdvertiserID != 2 {
+		t.Fatalf("page after cursor = %+v", page)
+	}
+}
+
+func TestListChanges(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := ctx(t)
+	var changes []merchantsync.Change
+	// Times with and without fractions: key order must still be time order.
+	offsets := []time.Duration{0, 500 * time.Millisecond, time.Second, time.Second + time.Nanosecond, time.Hour, 24 * time.Hour}
+	for i, off := range offsets {
+		changes = append(changes, merchantsync.Change{
+			TenantID: "t", Network: rk, RegionNetwork: 1, AdvertiserID: int64(100 + i), Name: "m",
+			From: merchantsync.StatusJoined, To: merchantsync.StatusRemoved, RawFrom: "Active", RawTo: "Temp Removed",
+			At: t0.Add(off), RunID: "r",
+		})
+	}
+	_, err := e.s.WriteRelationships(c, nil, changes)
+	must(t, err)
+	ids := func(cs []merchantsync.Change) []int64 {
+		var out []int64
+		for _, ch := range cs {
+			out = append(out, ch.AdvertiserID)
+		}
+		return out
+	}
+	cases := []struct {
+		name  string
+		since time.Time
+		limit int
+		want  []int64
+	}{
+		{"all, newest first", time.Time{}, 0, []int64{105, 104, 103, 102, 101, 100}},
+		{"since excludes at == since", t0.Add(time.Second), 0, []int64{105, 104, 103}},
+		{"since between", t0.Add(time.Millisecond), 0, []int64{105, 104, 103, 102, 101}},
+		{"since after all", t0.Add(48 * time.Hour), 0, nil},
+		{"paged", time.Time{}, 4, []int64{105, 104, 103, 102, 101, 100}},
+		{"paged with since", t0, 2, []int64{105, 104, 103, 102, 101}},
+	}
+	for _, tc := range cases {
+		var got []merchantsync.Change
+		cursor := ""
+		for i := 0; ; i++ {
+			page, next, err := e.s.ListChanges(c, "t", rk, tc.since, tc.limit, cursor)
+			must(t, err)
+			got = append(got, page...)
+			if next == "" || i > 10 {
+				break
+			}
+			cursor = next
+		}
+		if !slices.Equal(ids(got), tc.want) {
+			t.Errorf("%s: got %v, want %v", tc.name, ids(got), tc.want)
+		}
+	}
+	all, _, err := e.s.ListChanges(c, "t", rk, time.Time{}, 0, "")
+	must(t, err)
+	if !reflect.DeepEqual(all[len(all)-1], changes[0]) {
+		t.Errorf("stored change = %+v\nwant %+v", all[len(all)-1], changes[0])
+	}
+	for _, item := range e.scan(t) {
+		if ttl, ok := item[dynamo.AttrTTL].(*types.AttributeValueMemberN); !ok || ttl.Value < fmt.Sprint(t0.Add(dynamo.ChangeTTL).Unix()) {
+			t.Fatalf("change TTL = %v, want ≥ at + 1 year", item[dynamo.AttrTTL])
+		}
+	}
+	// A cursor from before since is refused, not an error of DynamoDB's.
+	_, early, err := e.s.ListChanges(c, "t", rk, time.Time{}, 5, "")
+	must(t, err)
+	_, _, err = e.s.ListChanges(c, "t", rk, t0.Add(time.Hour), 5, early)
+	wantCode(t, err, merchantsync.EInvalid)
+}
+
+// TestNoSecretsStored drives every write and scans every stored attribute
+// name, nested ones included.
+func TestNoSecretsStored(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := ctx(t)
+	connected(t, e.s, "t")
+	must(t, e.s.PutSettings(c, merchantsync.Settings{TenantID: "t", Enabled: true}))
+	r, _, err := e.s.StartManualRun(c, run("t", "01", ""), t0)
+	must(t, err)
+	_, err = e.s.AcquireLease(c, "t", rk, "01", t0, t0.Add(time.Minute))
+	must(t, err)
+	_, err = e.s.WriteRelationships(c, []merchantsync.Relationship{rel("t", 1, 1, merchantsync.StatusJoined)},
+		[]merchantsync.Change{{TenantID: "t", Network: rk, RegionNetwork: 1, AdvertiserID: 1, To: merchantsync.StatusJoined, At: t0}})
+	must(t, err)
+	r.State = merchantsync.RunFailed
+	r.Error = &merchantsync.RunError{Code: "network_auth_failed", Message: "refused"}
+	must(t, e.s.FinishRun(c, r, dynamo.AccountUpdate{State: merchantsync.StateReauthRequired}))
+	items := e.scan(t)
+	if len(items) < 5 {
+		t.Fatalf("only %d items", len(items))
+	}
+	forbidden := []string{"secret", "password", "passwd", "token", "refresh", "credential", "apikey", "clientid"}
+	var walk func(path string, av types.AttributeValue)
+	names := 0
+	walk = func(path string, av types.AttributeValue) {
+		if m, ok := av.(*types.AttributeValueMemberM); ok {
+			for k, v := range m.Value {
+				names++
+				lk := toLower(k)
+				for _, f := range forbidden {
+					if contains(lk, f) {
+						t.Errorf("attribute %s.%s looks like a secret", path, k)
+					}
+				}
+				walk(path+"."+k, v)
+			}
+		}
+	}
+	for _, item := range items {
+		walk(fmt.Sprint(item["SK"]), &types.AttributeValueMemberM{Value: item})
+	}
+	if names < 40 {
+		t.Fatalf("walked only %d attribute names", names)
+	}
+}

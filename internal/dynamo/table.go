@@ -1,0 +1,80 @@
+package dynamo
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// Table schema. template.yaml declares exactly this table; CreateTable makes
+// it for DynamoDB Local, the local stack and tests.
+const (
+	AttrPK    = "PK"    // partition key (S): TENANT#<tenant>
+	AttrSK    = "SK"    // sort key (S): SETTINGS, NETWORK#…, REL#…, RUN#…, CHANGE#…
+	IndexDue  = "due"   // sparse GSI of accounts due for the daily sync
+	AttrDuePK = "duePK" // GSI partition key (S): SYNC#<shard>
+	AttrDueSK = "dueSK" // GSI sort key (S): TENANT#<tenant>#NETWORK#<network>
+	AttrTTL   = "expiresAt"
+)
+
+// DueProjection is the projection type of the due index: the scheduler only
+// needs the keys (tenant and network come from the table's PK and SK).
+const DueProjection = types.ProjectionTypeKeysOnly
+
+// CreateTableInput is the production schema: on-demand billing, PK/SK string
+// keys, the sparse GSI IndexDue (duePK/dueSK, KEYS_ONLY). TTL on AttrTTL is
+// set separately (UpdateTimeToLive) by CreateTable.
+func CreateTableInput(name string) *dynamodb.CreateTableInput {
+	return &dynamodb.CreateTableInput{
+		TableName:   aws.String(name),
+		BillingMode: types.BillingModePayPerRequest,
+		AttributeDefinitions: []types.AttributeDefinition{
+			{AttributeName: aws.String(AttrPK), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String(AttrSK), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String(AttrDuePK), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String(AttrDueSK), AttributeType: types.ScalarAttributeTypeS},
+		},
+		KeySchema: []types.KeySchemaElement{
+			{AttributeName: aws.String(AttrPK), KeyType: types.KeyTypeHash},
+			{AttributeName: aws.String(AttrSK), KeyType: types.KeyTypeRange},
+		},
+		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{{
+			IndexName: aws.String(IndexDue),
+			KeySchema: []types.KeySchemaElement{
+				{AttributeName: aws.String(AttrDuePK), KeyType: types.KeyTypeHash},
+				{AttributeName: aws.String(AttrDueSK), KeyType: types.KeyTypeRange},
+			},
+			Projection: &types.Projection{ProjectionType: DueProjection},
+		}},
+	}
+}
+
+// CreateTable creates the table with the production schema, waits until it
+// is active and enables TTL on AttrTTL.
+func CreateTable(ctx context.Context, c *dynamodb.Client, name string) error {
+	if _, err := c.CreateTable(ctx, CreateTableInput(name)); err != nil {
+		return fmt.Errorf("dynamo: create table %s: %w", name, err)
+	}
+	w := dynamodb.NewTableExistsWaiter(c, func(o *dynamodb.TableExistsWaiterOptions) {
+		o.MinDelay = 100 * time.Millisecond
+		o.MaxDelay = 2 * time.Second
+	})
+	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, 5*time.Minute); err != nil {
+		return fmt.Errorf("dynamo: wait for table %s: %w", name, err)
+	}
+	_, err := c.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
+		TableName: aws.String(name),
+		TimeToLiveSpecification: &types.TimeToLiveSpecification{
+			AttributeName: aws.String(AttrTTL),
+			Enabled:       aws.Bool(true),
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("dynamo: enable TTL on %s: %w", name, err)
+	}
+	return nil
+}
