@@ -1,0 +1,294 @@
+package rakuten
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Partnership is one publisher–advertiser relationship.
+type Partnership struct {
+	AdvertiserID     int64  // MID
+	Network          int    // regional network id (US 1, UK 3, …); 0 when the source does not say
+	Name             string // advertiser name
+	AdvertiserStatus string // the advertiser's own program status (active/inactive)
+	Status           string // raw partnership status, exactly as Rakuten sent it
+	StatusUpdatedAt  time.Time
+	ApprovedAt       time.Time
+	AppliedAt        time.Time
+}
+
+// PullStats describes one pull, for run records and cost tracking.
+type PullStats struct {
+	Pages     int // pages passed to fn
+	Calls     int // HTTP requests to the endpoint, retries included
+	Retries   int // requests repeated after a throttle, outage or 401
+	Throttles int // throttle answers received
+	Refreshes int // new tokens obtained during the pull
+	Skipped   int // entries without an advertiser id, dropped
+}
+
+// PageLimit is the largest page the Partnerships API serves.
+const PageLimit = 200
+
+// maxPages is the API's own page bound (page ≤ 1000): a loop past it means
+// the links are broken, not that there is more data.
+const maxPages = 1000
+
+// Partnerships pages through GET /v1/partnerships (limit 200) and calls fn
+// with each page. It follows _metadata._links.next until absent, and also
+// stops when page*limit ≥ total or a page is empty. Throttles, 5xx and
+// network errors are retried with backoff within ctx's deadline; a 401
+// refreshes the token once and repeats the page. fn's error stops the pull
+// and is returned as is.
+func (c *Client) Partnerships(ctx context.Context, ts *TokenSource, fn func(page []Partnership) error) (st PullStats, err error) {
+	before := ts.Refreshes()
+	defer func() { st.Refreshes = ts.Refreshes() - before }()
+
+	next := fmt.Sprintf("/v1/partnerships?page=1&limit=%d", PageLimit)
+	for n := 1; ; n++ {
+		if n > maxPages {
+			return st, &Error{Kind: KindBadResponse, Message: fmt.Sprintf("more than %d pages: paging links loop", maxPages)}
+		}
+		resp, err := c.get(ctx, ts, next, "application/json", &st)
+		if err != nil {
+			return st, err
+		}
+		page, err := decodePartnerships(resp)
+		if err != nil {
+			return st, ts.scrub(err)
+		}
+		items := page.partnerships(&st)
+		st.Pages++
+		if err := fn(items); err != nil {
+			return st, err
+		}
+		m := page.Metadata
+		link := strings.TrimSpace(m.Links.Next)
+		switch {
+		case len(page.Partnerships) == 0, link == "", link == next:
+			return st, nil
+		case m.Page > 0 && m.Limit > 0 && m.Total > 0 && int64(m.Page)*int64(m.Limit) >= int64(m.Total):
+			return st, nil
+		}
+		next = link
+	}
+}
+
+// get GETs ref (a path relative to the base URL) with a bearer token from
+// ts, under the credential's rate limiter, retrying what retrying can fix.
+// The returned response has a 2xx status.
+func (c *Client) get(ctx context.Context, ts *TokenSource, ref, accept string, st *PullStats) (*response, error) {
+	u, err := c.endpoint(ref)
+	if err != nil {
+		return nil, err
+	}
+	lim := c.limiter(ts.cr)
+	authRetried := false
+	retries := 0
+	for {
+		tok, err := ts.token(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := lim.Wait(ctx); err != nil {
+			return nil, &Error{Kind: KindThrottled, Message: "rate limit would pass the deadline", Err: err}
+		}
+		req, err := http.NewRequest(http.MethodGet, u.String(), nil)
+		if err != nil {
+			return nil, fmt.Errorf("rakuten: request: %w", err)
+		}
+		req.Header.Set("Accept", accept)
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		st.Calls++
+		resp, serr := c.send(ctx, req)
+		var e *Error
+		switch {
+		case serr != nil:
+			e = serr.(*Error)
+			if ctx.Err() != nil {
+				return nil, e
+			}
+		case resp.status/100 == 2:
+			return resp, nil
+		default:
+			e = classify(resp.status, resp.header, resp.body)
+			e.Message = scrub(e.Message, ts.secrets())
+		}
+		if e.throttle {
+			st.Throttles++
+		}
+		switch {
+		case e.HTTPStatus == http.StatusUnauthorized && !authRetried:
+			// The token expired or was revoked mid-pull: refresh once and
+			// repeat the same page.
+			authRetried = true
+			ts.invalidate(tok.AccessToken)
+			st.Retries++
+			c.log.LogAttrs(ctx, slog.LevelDebug, "rakuten: 401, refreshing token", slog.String("code", e.Code))
+			continue
+		case !retryable(e):
+			return nil, e
+		}
+		retries++
+		if retries > c.maxRetries {
+			return nil, &Error{Kind: e.Kind, HTTPStatus: e.HTTPStatus, Code: e.Code,
+				Message: fmt.Sprintf("gave up after %d retries", c.maxRetries), Err: e}
+		}
+		if err := c.wait(ctx, retries, e); err != nil {
+			return nil, err
+		}
+		st.Retries++
+	}
+}
+
+// secrets lists what must never appear in an error for this source.
+func (ts *TokenSource) secrets() []string {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	out := []string{ts.cr.ClientSecret, ts.cr.tokenKey()}
+	for _, t := range []*Token{ts.tok, ts.unsaved} {
+		if t != nil {
+			out = append(out, t.AccessToken, t.RefreshToken)
+		}
+	}
+	return out
+}
+
+// scrub removes this source's secrets from an *Error's message.
+func (ts *TokenSource) scrub(err error) error {
+	if e, ok := err.(*Error); ok {
+		e.Message = scrub(e.Message, ts.secrets())
+	}
+	return err
+}
+
+// partnershipsPage is the Partnerships API's JSON. Every field may be
+// missing; numbers may arrive as strings.
+type partnershipsPage struct {
+	Metadata struct {
+		APINameVersion string  `json:"api_name_version"`
+		Page           flexInt `json:"page"`
+		Limit          flexInt `json:"limit"`
+		Total          flexInt `json:"total"`
+		Links          struct {
+			Self string `json:"self"`
+			Next string `json:"next"`
+			Prev string `json:"prev"`
+		} `json:"_links"`
+	} `json:"_metadata"`
+	Partnerships []struct {
+		Advertiser struct {
+			ID      flexInt `json:"id"`
+			Network flexInt `json:"network"`
+			Name    string  `json:"name"`
+			Status  string  `json:"status"`
+		} `json:"advertiser"`
+		Status          string   `json:"status"`
+		StatusUpdatedAt flexTime `json:"status_update_datetime"`
+		ApprovedAt      flexTime `json:"approve_datetime"`
+		AppliedAt       flexTime `json:"apply_datetime"`
+	} `json:"partnerships"`
+}
+
+func (p *partnershipsPage) partnerships(st *PullStats) []Partnership {
+	out := make([]Partnership, 0, len(p.Partnerships))
+	for _, r := range p.Partnerships {
+		if r.Advertiser.ID <= 0 {
+			// Without a MID the relationship cannot be keyed.
+			st.Skipped++
+			continue
+		}
+		out = append(out, Partnership{
+			AdvertiserID:     int64(r.Advertiser.ID),
+			Network:          int(r.Advertiser.Network),
+			Name:             strings.TrimSpace(r.Advertiser.Name),
+			AdvertiserStatus: r.Advertiser.Status,
+			Status:           r.Status,
+			StatusUpdatedAt:  time.Time(r.StatusUpdatedAt),
+			ApprovedAt:       time.Time(r.ApprovedAt),
+			AppliedAt:        time.Time(r.AppliedAt),
+		})
+	}
+	return out
+}
+
+// decodePartnerships reads a 2xx page. A 2xx that is not JSON (an XML fault
+// or an HTML page from a proxy) or is malformed JSON is an error, never an
+// empty page: an empty pull would look like every merchant left.
+func decodePartnerships(resp *response) (*partnershipsPage, error) {
+	if err := expectJSON(resp); err != nil {
+		return nil, err
+	}
+	var p partnershipsPage
+	if err := json.Unmarshal(resp.body, &p); err != nil {
+		return nil, &Error{Kind: KindBadResponse, HTTPStatus: resp.status, Message: "malformed partnerships JSON", Err: err}
+	}
+	return &p, nil
+}
+
+// expectJSON checks a 2xx body is a JSON object, classifying anything else.
+func expectJSON(resp *response) error {
+	switch sniff(resp.body) {
+	case '{':
+		return nil
+	case '<':
+		return unexpectedMarkup(resp)
+	}
+	ct := resp.header.Get("Content-Type")
+	return &Error{Kind: KindBadResponse, HTTPStatus: resp.status, Message: "expected JSON, got " + orUnknown(ct)}
+}
+
+// unexpectedMarkup types a 2xx XML or HTML body: a gateway fault keeps its
+// meaning (an expired token is still an expired token), anything else is a
+// bad response.
+func unexpectedMarkup(resp *response) error {
+	b := parseBody(resp.body)
+	if b.fault != "" {
+		status := http.StatusForbidden
+		switch {
+		case b.fault == "amt":
+			status = http.StatusTooManyRequests
+		case b.code >= "900901" && b.code <= "900904":
+			status = http.StatusUnauthorized
+		}
+		e := classify(status, resp.header, resp.body)
+		e.HTTPStatus = resp.status
+		return e
+	}
+	return &Error{Kind: KindBadResponse, HTTPStatus: resp.status, Code: b.code,
+		Message: "unexpected " + b.format + " response: " + truncate(b.message)}
+}
+
+func truncate(s string) string { return scrub(s, nil) }
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "no content type"
+	}
+	return s
+}
+
+// flexTime decodes RFC 3339 and a few near misses; anything unreadable is
+// the zero time rather than a failed pull.
+type flexTime time.Time
+
+func (t *flexTime) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil || s == "" {
+		*t = flexTime{}
+		return nil
+	}
+	for _, l := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02T15:04:05Z0700", "2006-01-02"} {
+		if v, err := time.Parse(l, s); err == nil {
+			*t = flexTime(v.UTC())
+			return nil
+		}
+	}
+	*t = flexTime{}
+	return nil
+}
