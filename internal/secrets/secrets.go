@@ -1,0 +1,374 @@
+// Package secrets keeps each tenant's network credentials in AWS Secrets
+// Manager: one secret per tenant × network, named under a stack prefix
+// (merchantsync/<stage>/<network>/<tenant>), holding a JSON document.
+//
+// Nothing here ever puts a secret value into an error, a log line or a
+// String() result: errors name the secret, never its contents.
+package secrets
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/merchantsync/merchantsync/internal/merchantsync"
+)
+
+// Auth schemes a Rakuten token request can use; Secret.AuthScheme records the
+// one that worked.
+const (
+	AuthBasic  = "Basic"
+	AuthBearer = "Bearer"
+)
+
+// Secret is what merchantsync keeps about one tenant's connection to one
+// network. The password the user typed is never part of it.
+type Secret struct {
+	ClientID     string    `json:"clientId"`
+	ClientSecret string    `json:"clientSecret"`
+	SiteID       string    `json:"siteId,omitempty"`
+	RefreshToken string    `json:"refreshToken,omitempty"`
+	AccessToken  string    `json:"accessToken,omitempty"`
+	AccessExpiry time.Time `json:"accessExpiry,omitzero"`
+	AuthScheme   string    `json:"authScheme,omitempty"` // AuthBasic or AuthBearer
+	UpdatedAt    time.Time `json:"updatedAt,omitzero"`
+}
+
+// String hides every credential so that a Secret printed by mistake with
+// %v, %+v or %s leaks nothing.
+func (s Secret) String() string {
+	return fmt.Sprintf("secrets.Secret{ClientID:%s ClientSecret:%s SiteID:%q RefreshToken:%s AccessToken:%s AccessExpiry:%s AuthScheme:%q UpdatedAt:%s}",
+		redact(s.ClientID), redact(s.ClientSecret), s.SiteID, redact(s.RefreshToken), redact(s.AccessToken),
+		s.AccessExpiry.Format(time.RFC3339), s.AuthScheme, s.UpdatedAt.Format(time.RFC3339))
+}
+
+// GoString hides credentials from %#v as well.
+func (s Secret) GoString() string { return s.String() }
+
+// LogValue hides credentials from log/slog.
+func (s Secret) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("clientId", redact(s.ClientID)),
+		slog.String("clientSecret", redact(s.ClientSecret)),
+		slog.String("siteId", s.SiteID),
+		slog.String("refreshToken", redact(s.RefreshToken)),
+		slog.String("accessToken", redact(s.AccessToken)),
+		slog.Time("accessExpiry", s.AccessExpiry),
+		slog.String("authScheme", s.AuthScheme),
+		slog.Time("updatedAt", s.UpdatedAt),
+	)
+}
+
+func redact(v string) string {
+	if v == "" {
+		return `""`
+	}
+	return "[REDACTED]"
+}
+
+// maxSecretSize is Secrets Manager's limit on SecretString (bytes).
+const maxSecretSize = 65536
+
+// MaxNameLength is Secrets Manager's limit on a secret name.
+const MaxNameLength = 512
+
+var (
+	// rawTenant is a tenant id usable as is inside a secret name.
+	rawTenant = regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,128}$`)
+	// validName is what Secrets Manager accepts as a secret name.
+	validName = regexp.MustCompile(`^[A-Za-z0-9/_+=.@-]+$`)
+	// validNetwork keeps network ids to simple path segments.
+	validNetwork = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+)
+
+// maxHexTenant is the longest tenant id (bytes) encoded as hex; longer ones
+// are hashed so that names stay well inside MaxNameLength.
+const maxHexTenant = 128
+
+// Store reads and writes tenants' secrets.
+type Store struct {
+	client   *secretsmanager.Client
+	prefix   string
+	kmsKeyID string
+
+	// CreateRetries bounds how often Put retries a CreateSecret refused
+	// because a secret of that name is still being deleted (a force delete
+	// is asynchronous in AWS: a few seconds at most). Zero means 5.
+	CreateRetries int
+	// RetryDelay is the first wait between those retries (doubled each
+	// time). Zero means 500ms.
+	RetryDelay time.Duration
+	// Now is the clock for UpdatedAt; nil means time.Now.
+	Now func() time.Time
+}
+
+// New returns a Store that names secrets prefix/<network>/<tenant>
+// (prefix like "merchantsync/dev", without a trailing slash) and encrypts
+// new secrets with kmsKeyID (empty: the account's default aws/secretsmanager
+// key).
+func New(client *secretsmanager.Client, prefix, kmsKeyID string) *Store {
+	return &Store{client: client, prefix: strings.TrimSuffix(prefix, "/"), kmsKeyID: kmsKeyID}
+}
+
+// Name returns the secret name of tenant × network:
+// prefix + "/" + network + "/" + tenantPart.
+//
+// tenantPart is the tenant id itself when it is 1–128 characters of
+// [A-Za-z0-9_.@-] and does not start with "x-" (any case); otherwise it is
+// "x-" + hex(tenant), or for ids longer than 128 bytes
+// "x-sha256-" + hex(sha256(tenant)). The three forms cannot collide: a raw
+// id never starts with "x-", a hex form never contains a second '-' nor an
+// 's'. So two different tenants never share a secret.
+func (s *Store) Name(tenant, network string) string {
+	return s.prefix + "/" + network + "/" + tenantPart(tenant)
+}
+
+func tenantPart(tenant string) string {
+	if rawTenant.MatchString(tenant) && !strings.HasPrefix(strings.ToLower(tenant), "x-") {
+		return tenant
+	}
+	if len(tenant) <= maxHexTenant {
+		return "x-" + hex.EncodeToString([]byte(tenant))
+	}
+	return "x-sha256-" + sha256Hex(tenant)
+}
+
+// name validates the inputs and returns the secret name.
+func (s *Store) name(tenant, network string) (string, error) {
+	if tenant == "" {
+		return "", errors.New("secrets: empty tenant id")
+	}
+	if !validNetwork.MatchString(network) {
+		return "", fmt.Errorf("secrets: invalid network id %q", network)
+	}
+	n := s.Name(tenant, network)
+	if len(n) > MaxNameLength || !validName.MatchString(n) {
+		return "", fmt.Errorf("secrets: prefix %q makes an invalid secret name", s.prefix)
+	}
+	return n, nil
+}
+
+// Put stores sec as tenant × network's secret, creating the secret or
+// writing a new version of it. UpdatedAt is set to now when zero.
+//
+// It tries CreateSecret first (connecting is the common case for Put); a
+// ResourceExistsException means the secret is there and PutSecretValue
+// writes the new version. Races are handled: two concurrent Puts both end
+// in a stored version; a Delete between our CreateSecret and PutSecretValue
+// makes us create again.
+func (s *Store) Put(ctx context.Context, tenant, network string, sec Secret) error {
+	name, err := s.name(tenant, network)
+	if err != nil {
+		return err
+	}
+	body, err := s.encode(sec)
+	if err != nil {
+		return fmt.Errorf("secrets: put %s: %w", name, err)
+	}
+	retries := s.CreateRetries
+	if retries <= 0 {
+		retries = 5
+	}
+	delay := s.RetryDelay
+	if delay <= 0 {
+		delay = 500 * time.Millisecond
+	}
+	for attempt := 0; ; attempt++ {
+		_, err = s.client.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
+			Name:         aws.String(name),
+			SecretString: aws.String(body),
+			KmsKeyId:     optional(s.kmsKeyID),
+			Description:  aws.String("merchantsync network credentials"),
+			// No tenant tags: tags are readable by far more principals than
+			// the value, and the name already identifies the secret.
+			Tags: []types.Tag{{Key: aws.String("app"), Value: aws.String("merchantsync")}},
+		})
+		if err == nil {
+			return nil
+		}
+		var exists *types.ResourceExistsException
+		if errors.As(err, &exists) {
+			err = s.putValue(ctx, name, body)
+			var nf *types.ResourceNotFoundException
+			if errors.As(err, &nf) && attempt < retries {
+				continue // deleted between our two calls: create it again
+			}
+			if err != nil {
+				return fmt.Errorf("secrets: put %s: %w", name, err)
+			}
+			return nil
+		}
+		if scheduledForDeletion(err) && attempt < retries {
+			// A force-deleted secret disappears asynchronously; wait for it.
+			if werr := sleep(ctx, delay<<attempt); werr != nil {
+				return fmt.Errorf("secrets: put %s: %w", name, werr)
+			}
+			continue
+		}
+		return fmt.Errorf("secrets: create %s: %w", name, err)
+	}
+}
+
+// Update writes a new version of an existing secret (a rotated refresh
+// token, a fresh access token) and never creates one: a sync that races a
+// disconnect must not bring the deleted credentials back. A missing secret
+// is merchantsync.ENotConnected. Update needs only
+// secretsmanager:PutSecretValue, so the sync function needs no CreateSecret.
+func (s *Store) Update(ctx context.Context, tenant, network string, sec Secret) error {
+	name, err := s.name(tenant, network)
+	if err != nil {
+		return err
+	}
+	body, err := s.encode(sec)
+	if err != nil {
+		return fmt.Errorf("secrets: update %s: %w", name, err)
+	}
+	if err := s.putValue(ctx, name, body); err != nil {
+		if notFound(err) {
+			return fmt.Errorf("secrets: update %s: %w", name,
+				merchantsync.Errorf(merchantsync.ENotConnected, "No credentials are connected for %s.", network))
+		}
+		return fmt.Errorf("secrets: update %s: %w", name, err)
+	}
+	return nil
+}
+
+func (s *Store) putValue(ctx context.Context, name, body string) error {
+	_, err := s.client.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{
+		SecretId:     aws.String(name),
+		SecretString: aws.String(body),
+	})
+	return err
+}
+
+func (s *Store) encode(sec Secret) (string, error) {
+	if sec.AuthScheme != "" && sec.AuthScheme != AuthBasic && sec.AuthScheme != AuthBearer {
+		return "", errors.New("invalid auth scheme: want Basic or Bearer") // never quote the input
+	}
+	if sec.UpdatedAt.IsZero() {
+		now := time.Now
+		if s.Now != nil {
+			now = s.Now
+		}
+		sec.UpdatedAt = now().UTC()
+	}
+	b, err := json.Marshal(sec)
+	if err != nil {
+		// json.Marshal of this struct cannot fail; do not wrap in case a
+		// future field's error would quote a value.
+		return "", errors.New("cannot encode secret")
+	}
+	if len(b) > maxSecretSize {
+		return "", fmt.Errorf("secret is %d bytes, more than Secrets Manager's %d", len(b), maxSecretSize)
+	}
+	return string(b), nil
+}
+
+// ErrMalformed is wrapped by Get when the stored secret is not the JSON
+// document Put writes. The JSON decoder's own error is dropped on purpose:
+// it can quote bytes of the secret.
+var ErrMalformed = errors.New("secret value is not a merchantsync credentials document")
+
+// Get reads tenant × network's secret. A secret that does not exist (never
+// connected, or disconnected) is merchantsync.ENotConnected.
+func (s *Store) Get(ctx context.Context, tenant, network string) (*Secret, error) {
+	name, err := s.name(tenant, network)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(name)})
+	if err != nil {
+		if notFound(err) || scheduledForDeletion(err) {
+			return nil, fmt.Errorf("secrets: get %s: %w", name,
+				merchantsync.Errorf(merchantsync.ENotConnected, "No credentials are connected for %s.", network))
+		}
+		return nil, fmt.Errorf("secrets: get %s: %w", name, err)
+	}
+	if out.SecretString == nil {
+		return nil, fmt.Errorf("secrets: get %s: %w", name, ErrMalformed)
+	}
+	var sec Secret
+	dec := json.NewDecoder(strings.NewReader(*out.SecretString))
+	if err := dec.Decode(&sec); err != nil {
+		return nil, fmt.Errorf("secrets: get %s: %w", name, ErrMalformed)
+	}
+	return &sec, nil
+}
+
+// Delete removes tenant × network's secret at once. A secret that does not
+// exist is not an error (disconnecting twice is fine).
+//
+// ForceDeleteWithoutRecovery: with a recovery window the name stays taken
+// for 7–30 days, and connecting again (CreateSecret under the same name)
+// would fail with InvalidRequestException until the window ends. A
+// disconnect must allow reconnecting at once, and the user can always
+// re-enter the credentials, so there is nothing worth recovering.
+func (s *Store) Delete(ctx context.Context, tenant, network string) error {
+	name, err := s.name(tenant, network)
+	if err != nil {
+		return err
+	}
+	_, err = s.client.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{
+		SecretId:                   aws.String(name),
+		ForceDeleteWithoutRecovery: aws.Bool(true),
+	})
+	if err != nil && !notFound(err) && !scheduledForDeletion(err) {
+		return fmt.Errorf("secrets: delete %s: %w", name, err)
+	}
+	return nil
+}
+
+func notFound(err error) bool {
+	var nf *types.ResourceNotFoundException
+	return errors.As(err, &nf)
+}
+
+// scheduledForDeletion reports Secrets Manager's refusal to act on a secret
+// that is marked for deletion.
+func scheduledForDeletion(err error) bool {
+	var ir *types.InvalidRequestException
+	if errors.As(err, &ir) {
+		return strings.Contains(strings.ToLower(ir.ErrorMessage()), "deletion") ||
+			strings.Contains(strings.ToLower(ir.ErrorMessage()), "deleted")
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "InvalidRequestException" {
+		return strings.Contains(strings.ToLower(ae.ErrorMessage()), "delet")
+	}
+	return false
+}
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}

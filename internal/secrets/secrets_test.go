@@ -1,0 +1,451 @@
+package secrets_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+
+	"github.com/merchantsync/merchantsync/internal/merchantsync"
+	"github.com/merchantsync/merchantsync/internal/secrets"
+	"github.com/merchantsync/merchantsync/internal/secrets/secretstest"
+)
+
+const prefix = "merchantsync/test"
+
+func newStore(t *testing.T) (*secrets.Store, *secretstest.Fake, *secretsmanager.Client) {
+	t.Helper()
+	fake := secretstest.New()
+	client := fake.Client(t, func(o *secretsmanager.Options) { o.RetryMaxAttempts = 1 })
+	st := secrets.New(client, prefix, "alias/merchantsync-test")
+	st.RetryDelay = 5 * time.Millisecond
+	return st, fake, client
+}
+
+func sample(n int) secrets.Secret {
+	return secrets.Secret{
+		ClientID:     fmt.Sprintf("client-id-%d", n),
+		ClientSecret: fmt.Sprintf("CLIENT-SECRET-VALUE-%d", n),
+		SiteID:       "3456789",
+		RefreshToken: fmt.Sprintf("REFRESH-TOKEN-VALUE-%d", n),
+		AccessToken:  fmt.Sprintf("ACCESS-TOKEN-VALUE-%d", n),
+		AccessExpiry: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC),
+		AuthScheme:   secrets.AuthBasic,
+		UpdatedAt:    time.Date(2029, 1, 2, 3, 4, 5, 0, time.UTC),
+	}
+}
+
+func TestPutGetDeleteRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	st, fake, _ := newStore(t)
+	tenant, net := "auth0|abc123", merchantsync.NetworkRakuten
+
+	want := sample(1)
+	if err := st.Put(ctx, tenant, net, want); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	got, err := st.Get(ctx, tenant, net)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if *got != want {
+		t.Fatalf("Get = %#v, want %#v", *got, want) // redacted by GoString, still shows which differ
+	}
+	name := st.Name(tenant, net)
+	if _, ok := fake.All()[name]; !ok {
+		t.Fatalf("fake has no secret %q: %v", name, keys(fake.All()))
+	}
+	if k := fake.KMSKeyID(name); k != "alias/merchantsync-test" {
+		t.Errorf("KmsKeyId = %q", k)
+	}
+	tags := fake.Tags(name)
+	if len(tags) != 1 || tags["app"] != "merchantsync" {
+		t.Errorf("tags = %v, want only app=merchantsync (no tenant tags)", tags)
+	}
+
+	// Re-Put updates.
+	want2 := sample(2)
+	if err := st.Put(ctx, tenant, net, want2); err != nil {
+		t.Fatalf("second Put: %v", err)
+	}
+	got, err = st.Get(ctx, tenant, net)
+	if err != nil || *got != want2 {
+		t.Fatalf("Get after re-Put = %v, %v", got, err)
+	}
+	if c, p := fake.Calls("CreateSecret"), fake.Calls("PutSecretValue"); c != 2 || p != 1 {
+		t.Errorf("CreateSecret=%d PutSecretValue=%d, want 2 and 1", c, p)
+	}
+
+	// Update writes without creating.
+	want3 := sample(3)
+	if err := st.Update(ctx, tenant, net, want3); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	if got, _ = st.Get(ctx, tenant, net); got == nil || *got != want3 {
+		t.Fatalf("Get after Update = %v", got)
+	}
+
+	if err := st.Delete(ctx, tenant, net); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if len(fake.All()) != 0 {
+		t.Fatalf("secret still stored after Delete: %v", keys(fake.All()))
+	}
+	_, err = st.Get(ctx, tenant, net)
+	if merchantsync.ErrorCode(err) != merchantsync.ENotConnected {
+		t.Fatalf("Get after Delete: %v, want %s", err, merchantsync.ENotConnected)
+	}
+	// Deleting again is fine.
+	if err := st.Delete(ctx, tenant, net); err != nil {
+		t.Fatalf("second Delete: %v", err)
+	}
+}
+
+func TestUpdatedAtDefaultsToNow(t *testing.T) {
+	ctx := context.Background()
+	st, _, _ := newStore(t)
+	now := time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)
+	st.Now = func() time.Time { return now }
+	sec := sample(1)
+	sec.UpdatedAt = time.Time{}
+	if err := st.Put(ctx, "t1", "rakuten", sec); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Get(ctx, "t1", "rakuten")
+	if err != nil || !got.UpdatedAt.Equal(now) {
+		t.Fatalf("UpdatedAt = %v, %v; want %v", got, err, now)
+	}
+}
+
+func TestDeleteThenPutAgainAtOnce(t *testing.T) {
+	ctx := context.Background()
+	st, fake, client := newStore(t)
+	if err := st.Put(ctx, "tenant-1", "rakuten", sample(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Delete(ctx, "tenant-1", "rakuten"); err != nil {
+		t.Fatal(err)
+	}
+	// Not merely scheduled for deletion: gone.
+	_, err := client.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(st.Name("tenant-1", "rakuten"))})
+	var nf *types.ResourceNotFoundException
+	if !errors.As(err, &nf) {
+		t.Fatalf("DescribeSecret after Delete: %v, want ResourceNotFoundException", err)
+	}
+	before := fake.Calls("CreateSecret")
+	if err := st.Put(ctx, "tenant-1", "rakuten", sample(2)); err != nil {
+		t.Fatalf("Put right after Delete: %v", err)
+	}
+	if n := fake.Calls("CreateSecret") - before; n != 1 {
+		t.Errorf("reconnect took %d CreateSecret calls, want 1", n)
+	}
+	got, err := st.Get(ctx, "tenant-1", "rakuten")
+	if err != nil || *got != sample(2) {
+		t.Fatalf("Get = %v, %v", got, err)
+	}
+}
+
+// A secret scheduled for deletion blocks its name (as in AWS); Put waits and
+// retries until the name is free, as after an asynchronous force delete.
+func TestPutRetriesWhileNameIsBeingDeleted(t *testing.T) {
+	ctx := context.Background()
+	st, fake, client := newStore(t)
+	st.RetryDelay = 20 * time.Millisecond
+	name := st.Name("t2", "rakuten")
+	if err := st.Put(ctx, "t2", "rakuten", sample(1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String(name), RecoveryWindowInDays: aws.Int64(7)}); err != nil {
+		t.Fatal(err)
+	}
+	// The fake, like AWS, refuses to create a scheduled name.
+	_, err := client.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String("{}")})
+	var ir *types.InvalidRequestException
+	if !errors.As(err, &ir) {
+		t.Fatalf("CreateSecret on a scheduled name: %v, want InvalidRequestException", err)
+	}
+	// And Get of a scheduled secret means not connected.
+	if _, err := st.Get(ctx, "t2", "rakuten"); merchantsync.ErrorCode(err) != merchantsync.ENotConnected {
+		t.Fatalf("Get of scheduled secret: %v", err)
+	}
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		_, _ = client.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String(name), ForceDeleteWithoutRecovery: aws.Bool(true)})
+	}()
+	if err := st.Put(ctx, "t2", "rakuten", sample(2)); err != nil {
+		t.Fatalf("Put while deleting: %v", err)
+	}
+	if n := fake.Calls("CreateSecret"); n < 3 {
+		t.Errorf("CreateSecret calls = %d, want retries", n)
+	}
+	if got, err := st.Get(ctx, "t2", "rakuten"); err != nil || *got != sample(2) {
+		t.Fatalf("Get = %v, %v", got, err)
+	}
+}
+
+func TestConcurrentPutsRace(t *testing.T) {
+	ctx := context.Background()
+	st, fake, _ := newStore(t)
+	const n = 16
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() { errs <- st.Put(ctx, "racer", "rakuten", sample(i)) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent Put: %v", err)
+		}
+	}
+	if c := fake.Calls("CreateSecret"); c != n {
+		t.Errorf("CreateSecret calls = %d, want %d", c, n)
+	}
+	if p := fake.Calls("PutSecretValue"); p != n-1 {
+		t.Errorf("PutSecretValue calls = %d, want %d (every losing create)", p, n-1)
+	}
+	if _, err := st.Get(ctx, "racer", "rakuten"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUpdateNeverCreates(t *testing.T) {
+	ctx := context.Background()
+	st, fake, _ := newStore(t)
+	err := st.Update(ctx, "gone", "rakuten", sample(1))
+	if merchantsync.ErrorCode(err) != merchantsync.ENotConnected {
+		t.Fatalf("Update of a missing secret: %v, want %s", err, merchantsync.ENotConnected)
+	}
+	if fake.Calls("CreateSecret") != 0 || len(fake.All()) != 0 {
+		t.Fatalf("Update created a secret")
+	}
+}
+
+func TestGetMissingIsNotConnected(t *testing.T) {
+	st, _, _ := newStore(t)
+	_, err := st.Get(context.Background(), "nobody", "rakuten")
+	if merchantsync.ErrorCode(err) != merchantsync.ENotConnected {
+		t.Fatalf("Get: %v, want %s", err, merchantsync.ENotConnected)
+	}
+	var nf *types.ResourceNotFoundException
+	if errors.As(err, &nf) {
+		t.Errorf("the AWS error should be translated, got %v", err)
+	}
+}
+
+var awsName = regexp.MustCompile(`^[A-Za-z0-9/_+=.@-]{1,512}$`)
+
+func TestNameTrickyTenants(t *testing.T) {
+	ctx := context.Background()
+	st, fake, _ := newStore(t)
+	long := strings.Repeat("é|", 400) // 1,200 bytes
+	tenants := []string{
+		"auth0|abc", "auth0_abc", "auth0%7Cabc", "google-oauth2|1234567890",
+		"a#b", "a/b", "a b", "a+b", "a=b", "ü", "日本語", "🙂",
+		"x-", "x-61", "X-61", "x-7c", "a", "A", "ab.cd@ef-gh",
+		"", // rejected
+		strings.Repeat("a", 128), strings.Repeat("a", 129), strings.Repeat("b", 600),
+		long, long + "x", "x-" + strings.Repeat("0", 126),
+		"x-sha256-" + strings.Repeat("0", 64),
+		"\x00", "\n", "..", "../../etc",
+	}
+	seen := map[string]string{}
+	for _, tenant := range tenants {
+		name := st.Name(tenant, "rakuten")
+		if tenant == "" {
+			if err := st.Put(ctx, tenant, "rakuten", sample(0)); err == nil {
+				t.Errorf("Put with empty tenant succeeded")
+			}
+			continue
+		}
+		if !awsName.MatchString(name) {
+			t.Errorf("Name(%q) = %q is not a valid secret name", tenant, name)
+		}
+		if !strings.HasPrefix(name, prefix+"/rakuten/") {
+			t.Errorf("Name(%q) = %q lacks prefix", tenant, name)
+		}
+		if other, dup := seen[name]; dup {
+			t.Errorf("Name collision: %q and %q → %q", other, tenant, name)
+		}
+		seen[name] = tenant
+		// And through the real SDK client and the validating fake.
+		sec := sample(len(seen))
+		if err := st.Put(ctx, tenant, "rakuten", sec); err != nil {
+			t.Errorf("Put(%q): %v", tenant, err)
+			continue
+		}
+		if got, err := st.Get(ctx, tenant, "rakuten"); err != nil || *got != sec {
+			t.Errorf("Get(%q) = %v, %v", tenant, got, err)
+		}
+	}
+	if len(fake.All()) != len(seen) {
+		t.Errorf("fake holds %d secrets, want %d", len(fake.All()), len(seen))
+	}
+	// Plain ids stay readable.
+	if got := st.Name("auth0_abc", "rakuten"); got != prefix+"/rakuten/auth0_abc" {
+		t.Errorf("Name(auth0_abc) = %q", got)
+	}
+	if got := st.Name("auth0|abc", "rakuten"); got != prefix+"/rakuten/x-"+fmt.Sprintf("%x", "auth0|abc") {
+		t.Errorf("Name(auth0|abc) = %q", got)
+	}
+	// A bad network id is refused before any call.
+	if err := st.Put(ctx, "t", "Rakuten/../x", sample(0)); err == nil {
+		t.Errorf("Put with a bad network id succeeded")
+	}
+}
+
+// FuzzName checks collision-freeness on pairs the fuzzer makes up.
+func FuzzName(f *testing.F) {
+	st := secrets.New(nil, prefix, "")
+	f.Add("auth0|abc", "x-6175746830")
+	f.Add("x-61", "a")
+	f.Add("ab", "x-6162")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if a == "" || b == "" {
+			return
+		}
+		na, nb := st.Name(a, "rakuten"), st.Name(b, "rakuten")
+		if !awsName.MatchString(na) {
+			t.Fatalf("Name(%q) = %q invalid", a, na)
+		}
+		if a != b && na == nb {
+			t.Fatalf("collision: %q and %q → %q", a, b, na)
+		}
+	})
+}
+
+func TestFakeRejectsInvalidNames(t *testing.T) {
+	ctx := context.Background()
+	fake := secretstest.New()
+	client := fake.Client(t, func(o *secretsmanager.Options) { o.RetryMaxAttempts = 1 })
+	for _, name := range []string{"a|b", "a b", "a#b", "ü", "a\x00", strings.Repeat("a", 513), "a,b"} {
+		_, err := client.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String("{}")})
+		if err == nil {
+			t.Errorf("fake accepted invalid name %q", name)
+		}
+	}
+	if _, err := client.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(strings.Repeat("a", 512)), SecretString: aws.String("{}")}); err != nil {
+		t.Errorf("fake refused a 512-char name: %v", err)
+	}
+	if _, err := client.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("big"), SecretString: aws.String(strings.Repeat("a", 65537))}); err == nil {
+		t.Errorf("fake accepted a 65,537-byte value")
+	}
+	// A store whose prefix yields invalid names fails before calling AWS.
+	bad := secrets.New(client, "merchant sync", "")
+	if err := bad.Put(ctx, "t", "rakuten", sample(0)); err == nil {
+		t.Errorf("Put with an invalid prefix succeeded")
+	}
+	if len(fake.All()) != 1 {
+		t.Errorf("fake holds %v", keys(fake.All()))
+	}
+}
+
+// Errors never contain the secret's values, whatever fails.
+func TestErrorsNeverContainSecretValues(t *testing.T) {
+	ctx := context.Background()
+	st, fake, client := newStore(t)
+	sec := sample(7)
+	values := []string{sec.ClientSecret, sec.RefreshToken, sec.AccessToken, sec.ClientID}
+	var errs []error
+	check := func(err error) {
+		t.Helper()
+		if err == nil {
+			t.Fatalf("expected an error")
+		}
+		errs = append(errs, err)
+	}
+
+	fake.InjectError("CreateSecret", "InternalServiceError", 1)
+	check(st.Put(ctx, "leak", "rakuten", sec))
+	if err := st.Put(ctx, "leak", "rakuten", sec); err != nil {
+		t.Fatal(err)
+	}
+	fake.InjectError("CreateSecret", "ResourceExistsException", 1)
+	fake.InjectError("PutSecretValue", "LimitExceededException", 1)
+	check(st.Put(ctx, "leak", "rakuten", sec))
+	fake.InjectError("PutSecretValue", "EncryptionFailure", 1)
+	check(st.Update(ctx, "leak", "rakuten", sec))
+	fake.InjectError("GetSecretValue", "DecryptionFailure", 1)
+	_, err := st.Get(ctx, "leak", "rakuten")
+	check(err)
+	bad := sec
+	bad.AuthScheme = "Digest " + sec.ClientSecret
+	check(st.Put(ctx, "leak", "rakuten", bad))
+	huge := sec
+	huge.AccessToken = strings.Repeat(sec.AccessToken, 5000)
+	check(st.Put(ctx, "leak", "rakuten", huge))
+
+	// A corrupted secret: the decoder's error would quote it.
+	for _, raw := range []string{
+		`{"clientSecret": "` + sec.ClientSecret + `", "accessExpiry": "` + sec.RefreshToken + `"}`,
+		sec.ClientSecret + `{`,
+		`{"clientSecret": ` + sec.ClientSecret + `}`,
+	} {
+		if _, err := client.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(st.Name("leak", "rakuten")), SecretString: aws.String(raw)}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := st.Get(ctx, "leak", "rakuten")
+		if !errors.Is(err, secrets.ErrMalformed) {
+			t.Fatalf("Get of corrupted secret: %v, want ErrMalformed", err)
+		}
+		check(err)
+	}
+
+	for _, err := range errs {
+		for _, v := range values {
+			if strings.Contains(err.Error(), v) || strings.Contains(fmt.Sprintf("%+v", err), v) {
+				t.Errorf("error %q contains a secret value", err)
+			}
+		}
+	}
+
+	// Printing or logging a Secret leaks nothing either.
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("x", "secret", sec)
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("x", "secret", sec, "ptr", &sec)
+	out := fmt.Sprintf("%v %+v %#v %s %v", sec, sec, sec, sec, &sec) + buf.String()
+	for _, v := range values {
+		if strings.Contains(out, v) {
+			t.Errorf("formatted secret leaks %q: %s", v, out)
+		}
+	}
+	if !strings.Contains(out, "[REDACTED]") {
+		t.Errorf("formatted secret shows no redaction: %s", out)
+	}
+}
+
+func TestSDKRetriesInjectedServerErrors(t *testing.T) {
+	fake := secretstest.New()
+	client := fake.Client(t, func(o *secretsmanager.Options) { o.RetryMaxAttempts = 3 })
+	st := secrets.New(client, prefix, "")
+	ctx := context.Background()
+	if err := st.Put(ctx, "t", "rakuten", sample(1)); err != nil {
+		t.Fatal(err)
+	}
+	fake.InjectError("GetSecretValue", "InternalServiceError", 2)
+	if _, err := st.Get(ctx, "t", "rakuten"); err != nil {
+		t.Fatalf("Get with 2 transient failures: %v", err)
+	}
+	if n := fake.Calls("GetSecretValue"); n != 3 {
+		t.Errorf("GetSecretValue calls = %d, want 3", n)
+	}
+}
+
+func keys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
