@@ -1,0 +1,244 @@
+package syncer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/merchantsync/merchantsync/internal/merchantsync"
+	"github.com/merchantsync/merchantsync/internal/queue"
+	"github.com/merchantsync/merchantsync/internal/queue/sqstest"
+	"github.com/merchantsync/merchantsync/internal/rakuten/sandbox"
+)
+
+func sqsEvent(bodies ...string) events.SQSEvent {
+	var ev events.SQSEvent
+	for i, b := range bodies {
+		ev.Records = append(ev.Records, events.SQSMessage{MessageId: fmt.Sprintf("m%d", i), Body: b})
+	}
+	return ev
+}
+
+func body(t *testing.T, req merchantsync.SyncRequest) string {
+	b, err := json.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestWorkerDeadline: with too little time left, every message goes back
+// untouched.
+func TestWorkerDeadline(t *testing.T) {
+	e := newEnv(t)
+	e.connect("t1", 10)
+	w := NewWorker(e.engine, e.logger)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // < DefaultStopMargin
+	defer cancel()
+	reqs := []merchantsync.SyncRequest{manual("t1", e.clock.Now()), manual("t1", e.clock.Now().Add(time.Second))}
+	resp, err := w.Handle(ctx, sqsEvent(body(t, reqs[0]), body(t, reqs[1])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.BatchItemFailures) != 2 || resp.BatchItemFailures[0].ItemIdentifier != "m0" || resp.BatchItemFailures[1].ItemIdentifier != "m1" {
+		t.Fatalf("failures %+v", resp.BatchItemFailures)
+	}
+	if e.sb.Calls(sandbox.EndpointPartnerships)+e.sb.Calls(sandbox.EndpointToken) != 0 {
+		t.Fatal("a returned message was started")
+	}
+	for _, r := range reqs {
+		if run, _ := e.store.GetRun(e.ctx, "t1", network, r.RunID); run != nil {
+			t.Fatalf("a returned message left a run: %+v", run)
+		}
+	}
+
+	// Time for the first only: it runs, the second goes back.
+	now := time.Now()
+	w.Now = func() time.Time { // after the first message, the clock jumps near the deadline
+		if e.sb.Calls(sandbox.EndpointPartnerships) > 0 {
+			return now.Add(time.Hour - 5*time.Second)
+		}
+		return now
+	}
+	ctx2, cancel2 := context.WithDeadline(context.Background(), now.Add(time.Hour))
+	defer cancel2()
+	resp, err = w.Handle(ctx2, sqsEvent(body(t, reqs[0]), body(t, reqs[1])))
+	if err != nil || len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != "m1" {
+		t.Fatalf("failures %+v %v", resp.BatchItemFailures, err)
+	}
+}
+
+// TestWorkerOutcomes: malformed → consumed, internal fault → returned,
+// Rakuten refusing → consumed (a failed run).
+func TestWorkerOutcomes(t *testing.T) {
+	e := newEnv(t)
+	e.connect("ok", 10)
+	e.connect("internal", 10)
+	a := e.connect("refused", 10)
+	e.sb.RevokeRefreshTokens(a.SiteID)
+	e.sb.SetTokenKeyEnabled(false)
+	w := NewWorker(e.engine, e.logger)
+	e.smFake.InjectError("GetSecretValue", "InternalServiceError", 3) // the SDK's 3 attempts of the first read
+	resp, err := w.Handle(context.Background(), sqsEvent(
+		body(t, manual("internal", e.clock.Now())),
+		`{"tenantId":"x"`,
+		body(t, manual("ok", e.clock.Now())),
+		`{"tenantId":"t","network":"rakuten","runId":"r","trigger":"sometimes"}`,
+		body(t, manual("refused", e.clock.Now())),
+	))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != "m0" {
+		t.Fatalf("failures %+v", resp.BatchItemFailures)
+	}
+	if a := e.account("ok"); a.LastRun == nil || a.LastRun.State != merchantsync.RunSucceeded {
+		t.Fatalf("ok account: %+v", a)
+	}
+	if a := e.account("refused"); a.State != merchantsync.StateReauthRequired {
+		t.Fatalf("refused account state %s", a.State)
+	}
+	if !strings.Contains(e.logs.String(), "malformed sync message") {
+		t.Fatal("malformed message not logged")
+	}
+	assertNoLeaks(t, e)
+}
+
+// TestSchedulerRetryAndWorker: two invocations with the same runId enqueue
+// everything twice, and the worker syncs each account once.
+func TestSchedulerRetryAndWorker(t *testing.T) {
+	e := newEnv(t)
+	const tenants = 6
+	for i := range tenants {
+		e.connect(fmt.Sprintf("s%d", i), 20)
+	}
+	qe := sqstest.StartWith(t, sqstest.QueueOptions{VisibilityTimeout: 60})
+	q := queue.New(qe.Client, qe.QueueURL)
+	s := &Scheduler{Store: e.store, Queue: q, Now: e.clock.Now, Logger: e.logger}
+	ev := ScheduleEvent{RunID: "exec-1", ScheduledTime: "2026-11-27T03:00:00Z"}
+	for range 2 {
+		res, err := s.Handle(context.Background(), ev)
+		if err != nil || res.Enqueued != tenants || res.Accounts != tenants {
+			t.Fatalf("scheduler: %+v %v", res, err)
+		}
+	}
+	w := NewWorker(e.engine, e.logger)
+	p := &queue.Poller{Client: qe.Client, QueueURL: qe.QueueURL, Handler: w.Handle, WaitSeconds: 1}
+	total := 0
+	for total < 2*tenants {
+		n, err := p.PollOnce(context.Background(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		total += n
+	}
+	if total != 2*tenants {
+		t.Fatalf("worker received %d messages, want %d", total, 2*tenants)
+	}
+	if calls := e.sb.Calls(sandbox.EndpointPartnerships); calls != tenants {
+		t.Fatalf("%d partnerships calls for %d accounts (one page each)", calls, tenants)
+	}
+	for i := range tenants {
+		a := e.account(fmt.Sprintf("s%d", i))
+		if a.LastScheduledRunID != "exec-1" || a.LastRun == nil || a.LastRun.State != merchantsync.RunSucceeded {
+			t.Fatalf("account %d: %+v", i, a)
+		}
+	}
+	if n, _ := sqstest.Count(context.Background(), qe.Client, qe.QueueURL); n != 0 {
+		t.Fatalf("%d messages left in the queue", n)
+	}
+	// Without runId the day names the run: a retry the same day is the same run.
+	id1, _, _ := s.scheduleIdentity(ScheduleEvent{ScheduledTime: "2026-11-27T03:00:00Z"})
+	id2, _, _ := s.scheduleIdentity(ScheduleEvent{ScheduledTime: "2026-11-27T03:00:00Z"})
+	if id1 != id2 || id1 == "" {
+		t.Fatalf("derived schedule ids %q %q", id1, id2)
+	}
+}
+
+// TestScheduler10k: 10,000 due accounts, every one enqueued once, in
+// 1,000 full batches plus the calls retrying injected Failed entries.
+func TestScheduler10k(t *testing.T) {
+	if testing.Short() {
+		t.Skip("10,000 accounts")
+	}
+	e := newEnv(t)
+	const n = 10000
+	var wg sync.WaitGroup
+	next := make(chan int)
+	errs := make(chan error, 16)
+	for range 16 {
+		wg.Go(func() {
+			for i := range next {
+				tenant := fmt.Sprintf("bulk-%05d", i)
+				if _, err := e.store.SaveIDs(e.ctx, tenant, network, "lMh2Xiq9xN0", "4000000", e.clock.Now()); err != nil {
+					errs <- err
+					return
+				}
+				if err := e.store.MarkConnected(e.ctx, tenant, network, "", "u", e.clock.Now()); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+
+	fail := &sqstest.FailEntries{PerCall: 2}
+	qe := sqstest.StartWith(t, sqstest.QueueOptions{VisibilityTimeout: 600}, sqstest.WithTransport(fail))
+	q := queue.New(qe.Client, qe.QueueURL)
+	q.BaseDelay, q.MaxDelay = time.Millisecond, 5*time.Millisecond
+	fail.Fail(25, false)
+	s := &Scheduler{Store: e.store, Queue: q, Now: e.clock.Now, Logger: e.logger}
+	res, err := s.Handle(context.Background(), ScheduleEvent{RunID: "exec-10k", ScheduledTime: "2026-11-27T03:00:00Z"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	transient, _ := fail.Injected()
+	t.Logf("scheduler: %+v; injected Failed entries %d", res, transient)
+	if res.Accounts != n || res.Enqueued != n {
+		t.Fatalf("accounts %d enqueued %d, want %d", res.Accounts, res.Enqueued, n)
+	}
+	if transient != 25 || res.Retried < 25 {
+		t.Fatalf("injected %d, retried %d", transient, res.Retried)
+	}
+	// 1,000 full batches; the retries of Failed entries come on top.
+	if first := res.BatchCalls - res.Retried; first > n/BatchSize {
+		t.Fatalf("%d batch calls, %d retried entries: more than %d first calls", res.BatchCalls, res.Retried, n/BatchSize)
+	}
+	if res.BatchCalls > n/BatchSize+res.Retried {
+		t.Fatalf("batch calls %d", res.BatchCalls)
+	}
+	bodies := sqstest.Peek(qe.QueueURL)
+	seen := map[string]bool{}
+	for _, b := range bodies {
+		req, err := queue.DecodeSyncRequest(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if req.ScheduleRunID != "exec-10k" || req.Trigger != merchantsync.TriggerSchedule {
+			t.Fatalf("message %+v", req)
+		}
+		seen[req.TenantID] = true
+	}
+	if len(bodies) != n || len(seen) != n {
+		t.Fatalf("queue holds %d messages for %d tenants, want %d", len(bodies), len(seen), n)
+	}
+}

@@ -1,0 +1,95 @@
+package syncer
+
+import (
+	"encoding/json"
+	"io"
+	"sync"
+	"time"
+)
+
+// MetricsNamespace is the CloudWatch namespace of merchantsync's sync metrics.
+const MetricsNamespace = "MerchantSync"
+
+// Metrics writes CloudWatch Embedded Metric Format (EMF) lines: one JSON
+// object per line on W (in Lambda: stdout, which CloudWatch Logs turns into
+// metrics without any API call). The only dimension is the network; tenant
+// ids travel as properties (searchable in Logs Insights) and never as
+// dimensions, which would create a metric per tenant.
+//
+// A nil *Metrics, or one with a nil W, emits nothing.
+type Metrics struct {
+	W   io.Writer
+	mu  sync.Mutex
+	now func() time.Time
+}
+
+// NewMetrics returns Metrics writing EMF lines to w.
+func NewMetrics(w io.Writer) *Metrics { return &Metrics{W: w} }
+
+// Metric names.
+const (
+	MetricSyncsSucceeded   = "SyncsSucceeded"
+	MetricSyncsFailed      = "SyncsFailed"
+	MetricSyncsSkipped     = "SyncsSkipped"
+	MetricMerchantsChanged = "MerchantsChanged"
+	MetricMerchantsSynced  = "MerchantsSynced"
+	MetricRakutenCalls     = "RakutenCalls"
+	MetricThrottles        = "RakutenThrottles"
+	MetricReauthRequired   = "ReauthRequired"
+	MetricDynamoWrites     = "RelationshipWrites"
+	MetricSyncDuration     = "SyncDurationMs"
+	MetricMessagesEnqueued = "SyncMessagesEnqueued"
+	MetricDueAccounts      = "DueAccounts"
+)
+
+// metric is one value with its CloudWatch unit.
+type metric struct {
+	Name  string
+	Unit  string // Count, Milliseconds
+	Value float64
+}
+
+// emit writes one EMF line with the given metrics, dimension values and
+// properties. Properties must never hold secrets.
+func (m *Metrics) emit(dims map[string]string, props map[string]any, ms ...metric) {
+	if m == nil || m.W == nil || len(ms) == 0 {
+		return
+	}
+	now := time.Now
+	if m.now != nil {
+		now = m.now
+	}
+	defs := make([]map[string]string, 0, len(ms))
+	doc := make(map[string]any, len(ms)+len(dims)+len(props)+1)
+	for k, v := range props {
+		doc[k] = v
+	}
+	dimNames := make([]string, 0, len(dims))
+	for k, v := range dims {
+		doc[k] = v
+		dimNames = append(dimNames, k)
+	}
+	for _, x := range ms {
+		defs = append(defs, map[string]string{"Name": x.Name, "Unit": x.Unit})
+		doc[x.Name] = x.Value
+	}
+	dimSets := [][]string{dimNames}
+	doc["_aws"] = map[string]any{
+		"Timestamp": now().UnixMilli(),
+		"CloudWatchMetrics": []map[string]any{{
+			"Namespace":  MetricsNamespace,
+			"Dimensions": dimSets,
+			"Metrics":    defs,
+		}},
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return
+	}
+	b = append(b, '\n')
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, _ = m.W.Write(b)
+}
+
+func count(name string, v int) metric { return metric{Name: name, Unit: "Count", Value: float64(v)} }
