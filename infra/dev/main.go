@@ -1,0 +1,27 @@
+// Command dev runs merchantsync locally (`make dev`): the API on LISTEN_ADDR
+// (default 127.0.0.1:8080) over DynamoDB Local, goaws SQS, a Secrets Manager
+// fake and the Rakuten sandbox, with the same handlers as in Lambda.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/merchantsync/merchantsync/internal/devstack"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root, _ := os.Getwd()
+	err := devstack.Run(ctx, devstack.Options{
+		ListenAddr: os.Getenv("LISTEN_ADDR"), RepoRoot: root, Log: os.Stderr, Out: os.Stdout,
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dev:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every test of merchantsync (what `make test` and CI run): go vet, the
+# unit and integration tests on one DynamoDB Local shared by all packages,
+# goaws in-process, the Secrets Manager fake and the Rakuten sandbox, then a
+# short run of each fuzzer and the OpenAPI lint.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+port=${DYNAMODB_LOCAL_PORT:-8765}
+export AWS_ENDPOINT_URL_DYNAMODB
+AWS_ENDPOINT_URL_DYNAMODB=$(infra/scripts/dynamodb-local.sh start "$port")
+trap 'infra/scripts/dynamodb-local.sh stop "$port"' EXIT
+
+echo "== go vet"
+go vet ./...
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*'))
+if [[ -n "$unformatted" ]]; then echo "gofmt needed: $unformatted"; exit 1; fi
+
+echo "== go test (DynamoDB Local at $AWS_ENDPOINT_URL_DYNAMODB)"
+go test -count=1 -timeout 15m ${GOTESTFLAGS:-} ./...
+
+if [[ -x infra/scripts/fuzz.sh ]]; then
+  echo "== fuzz (short)"
+  infra/scripts/fuzz.sh "${FUZZTIME:-5s}"
+fi
+if [[ -x infra/scripts/openapi-lint.sh ]]; then
+  echo "== openapi lint"
+  infra/scripts/openapi-lint.sh
+fi

@@ -1,0 +1,416 @@
+package infra
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+// loadTemplate parses a CloudFormation YAML template into plain Go values,
+// turning short-form intrinsics (!Ref X) into their long form ({"Ref": X}).
+func loadTemplate(t testing.TB, path string) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("parse %s: %v", path, err)
+	}
+	v, err := nodeValue(doc.Content[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.(map[string]any)
+}
+
+func nodeValue(n *yaml.Node) (any, error) {
+	var v any
+	switch n.Kind {
+	case yaml.MappingNode:
+		m := map[string]any{}
+		for i := 0; i < len(n.Content); i += 2 {
+			val, err := nodeValue(n.Content[i+1])
+			if err != nil {
+				return nil, err
+			}
+			m[n.Content[i].Value] = val
+		}
+		v = m
+	case yaml.SequenceNode:
+		s := []any{}
+		for _, c := range n.Content {
+			val, err := nodeValue(c)
+			if err != nil {
+				return nil, err
+			}
+			s = append(s, val)
+		}
+		v = s
+	case yaml.ScalarNode:
+		if err := n.Decode(&v); err != nil {
+			// Custom tags (!Ref) decode as plain strings.
+			v = n.Value
+		}
+		if isIntrinsic(n.Tag) {
+			v = n.Value
+		}
+	case yaml.AliasNode:
+		return nodeValue(n.Alias)
+	}
+	if isIntrinsic(n.Tag) {
+		name := strings.TrimPrefix(n.Tag, "!")
+		if name != "Ref" && name != "Condition" {
+			name = "Fn::" + name
+		}
+		if name == "Fn::GetAtt" {
+			if s, ok := v.(string); ok {
+				v = strings.SplitN(s, ".", 2)
+			}
+		}
+		v = map[string]any{name: v}
+	}
+	return v, nil
+}
+
+// isIntrinsic reports a CloudFormation short-form tag (!Ref), not a YAML core tag (!!str).
+func isIntrinsic(tag string) bool {
+	return strings.HasPrefix(tag, "!") && !strings.HasPrefix(tag, "!!")
+}
+
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	dir, _ := os.Getwd()
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found")
+		}
+		dir = parent
+	}
+}
+
+func m(v any) map[string]any { r, _ := v.(map[string]any); return r }
+
+func list(v any) []any {
+	switch x := v.(type) {
+	case []any:
+		return x
+	case nil:
+		return nil
+	default:
+		return []any{x}
+	}
+}
+
+// functionDir maps a function's logical id to its package: ApiFunction → functions/api.
+func functionDir(logicalID string) string {
+	return "functions/" + strings.ToLower(strings.TrimSuffix(logicalID, "Function"))
+}
+
+func resourcesOfType(tpl map[string]any, typ string) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for id, r := range m(tpl["Resources"]) {
+		if m(r)["Type"] == typ {
+			out[id] = m(r)
+		}
+	}
+	return out
+}
+
+// functionProp reads a function property, falling back to Globals.
+func functionProp(tpl map[string]any, fn map[string]any, name string) any {
+	if v, ok := m(fn["Properties"])[name]; ok {
+		return v
+	}
+	return m(m(tpl["Globals"])["Function"])[name]
+}
+
+// policyStatements returns every inline IAM statement of a function.
+func policyStatements(fn map[string]any) []map[string]any {
+	var out []map[string]any
+	for _, p := range list(m(fn["Properties"])["Policies"]) {
+		for _, s := range list(m(p)["Statement"]) {
+			out = append(out, m(s))
+		}
+	}
+	return out
+}
+
+func actions(s map[string]any) []string {
+	var out []string
+	for _, a := range list(s["Action"]) {
+		out = append(out, fmt.Sprint(a))
+	}
+	return out
+}
+
+// checkTemplate returns every broken invariant of the template.
+func checkTemplate(tpl map[string]any, root string) []string {
+	var problems []string
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+
+	if tpl["Transform"] != "AWS::Serverless-2016-10-31" {
+		bad("Transform must be AWS::Serverless-2016-10-31")
+	}
+	fns := resourcesOfType(tpl, "AWS::Serverless::Function")
+	if len(fns) == 0 {
+		bad("no functions")
+	}
+	makefile, _ := os.ReadFile(filepath.Join(root, "Makefile"))
+	logGroups := resourcesOfType(tpl, "AWS::Logs::LogGroup")
+	for id, fn := range fns {
+		if rt := functionProp(tpl, fn, "Runtime"); rt != "provided.al2023" {
+			bad("%s: runtime %v, want provided.al2023", id, rt)
+		}
+		if a := list(functionProp(tpl, fn, "Architectures")); len(a) != 1 || a[0] != "arm64" {
+			bad("%s: architectures %v, want [arm64]", id, a)
+		}
+		if h := functionProp(tpl, fn, "Handler"); h != "bootstrap" {
+			bad("%s: handler %v, want bootstrap", id, h)
+		}
+		if m(fn["Metadata"])["BuildMethod"] != "makefile" {
+			bad("%s: Metadata.BuildMethod must be makefile", id)
+		}
+		if !strings.Contains(string(makefile), "build-"+id+":") {
+			bad("%s: Makefile has no build-%s target for sam build", id, id)
+		}
+		dir := functionDir(id)
+		if _, err := os.Stat(filepath.Join(root, dir, "main.go")); err != nil {
+			bad("%s: code path %s/main.go does not exist", id, dir)
+		}
+		lc := m(functionProp(tpl, fn, "LoggingConfig"))
+		if m(m(m(tpl["Globals"])["Function"])["LoggingConfig"])["LogFormat"] != "JSON" && lc["LogFormat"] != "JSON" {
+			bad("%s: LogFormat must be JSON", id)
+		}
+		ref := fmt.Sprint(m(m(fn["Properties"])["LoggingConfig"])["LogGroup"])
+		groupID := strings.TrimSuffix(strings.TrimPrefix(ref, "map[Ref:"), "]")
+		if lg, ok := logGroups[groupID]; !ok {
+			bad("%s: LoggingConfig.LogGroup must !Ref a log group of this template", id)
+		} else if m(lg["Properties"])["RetentionInDays"] == nil {
+			bad("%s: log group %s has no RetentionInDays", id, groupID)
+		}
+		for _, s := range policyStatements(fn) {
+			for _, r := range list(s["Resource"]) {
+				if r == "*" {
+					bad("%s: IAM statement %v has Resource \"*\"", id, actions(s))
+				}
+			}
+			for _, a := range actions(s) {
+				if strings.Contains(a, "*") {
+					bad("%s: IAM action %s is a wildcard", id, a)
+				}
+			}
+		}
+		for _, ev := range m(m(fn["Properties"])["Events"]) {
+			if t := m(ev)["Type"]; t == "SQS" {
+				bad("%s: SQS event: SAM adds a managed policy with Resource \"*\"; use an EventSourceMapping", id)
+			}
+		}
+	}
+	problems = append(problems, checkSecretsAccess(fns)...)
+	problems = append(problems, checkQueue(tpl, fns)...)
+	problems = append(problems, checkTable(tpl)...)
+	problems = append(problems, checkAPI(tpl)...)
+	sort.Strings(problems)
+	return problems
+}
+
+// checkSecretsAccess: only the credentials function creates or deletes
+// secrets; only the sync function reads them; all scoped to the prefix.
+func checkSecretsAccess(fns map[string]map[string]any) []string {
+	var problems []string
+	allowed := map[string][]string{
+		"CredentialsFunction": {"secretsmanager:CreateSecret", "secretsmanager:PutSecretValue", "secretsmanager:DeleteSecret", "secretsmanager:TagResource"},
+		// PutSecretValue: the refresh token Rakuten rotates on every refresh must be saved.
+		"SyncFunction": {"secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"},
+	}
+	for id, fn := range fns {
+		for _, s := range policyStatements(fn) {
+			for _, a := range actions(s) {
+				if !strings.HasPrefix(a, "secretsmanager:") {
+					continue
+				}
+				if !slices.Contains(allowed[id], a) {
+					problems = append(problems, fmt.Sprintf("%s: may not use %s", id, a))
+				}
+				for _, r := range list(s["Resource"]) {
+					if !strings.Contains(fmt.Sprint(r), ":secret:merchantsync/${Stage}/*") {
+						problems = append(problems, fmt.Sprintf("%s: secrets access not scoped to the merchantsync/${Stage}/ prefix: %v", id, r))
+					}
+				}
+			}
+		}
+	}
+	return problems
+}
+
+func checkQueue(tpl map[string]any, fns map[string]map[string]any) []string {
+	var problems []string
+	res := m(tpl["Resources"])
+	q := m(m(res["SyncQueue"])["Properties"])
+	syncFn := fns["SyncFunction"]
+	if q == nil || syncFn == nil {
+		return nil // nothing to check until the queue and worker exist
+	}
+	timeout, _ := functionProp(tpl, syncFn, "Timeout").(int)
+	if vt, _ := q["VisibilityTimeout"].(int); vt < 6*timeout {
+		problems = append(problems, fmt.Sprintf("SyncQueue: VisibilityTimeout %d < 6 x SyncFunction timeout %d", vt, timeout))
+	}
+	if m(q["RedrivePolicy"])["maxReceiveCount"] == nil {
+		problems = append(problems, "SyncQueue: no dead-letter queue")
+	}
+	var found bool
+	for _, esm := range resourcesOfType(tpl, "AWS::Lambda::EventSourceMapping") {
+		p := m(esm["Properties"])
+		found = true
+		if !slices.Contains(list(p["FunctionResponseTypes"]), any("ReportBatchItemFailures")) {
+			problems = append(problems, "sync event source must report batch item failures")
+		}
+		if m(m(p["ScalingConfig"])["MaximumConcurrency"])["Ref"] != "SyncMaxConcurrency" {
+			problems = append(problems, "sync event source MaximumConcurrency must be the SyncMaxConcurrency parameter")
+		}
+	}
+	if !found {
+		problems = append(problems, "no event source mapping feeds the sync queue to SyncFunction")
+	}
+	return problems
+}
+
+func checkTable(tpl map[string]any) []string {
+	var problems []string
+	p := m(m(m(tpl["Resources"])["Table"])["Properties"])
+	if p["BillingMode"] != "PAY_PER_REQUEST" {
+		problems = append(problems, "Table: must be on-demand")
+	}
+	if m(p["PointInTimeRecoverySpecification"])["PointInTimeRecoveryEnabled"] != true {
+		problems = append(problems, "Table: PITR must be on")
+	}
+	if m(p["TimeToLiveSpecification"])["Enabled"] != true {
+		problems = append(problems, "Table: TTL must be on")
+	}
+	return problems
+}
+
+func checkAPI(tpl map[string]any) []string {
+	var problems []string
+	apis := resourcesOfType(tpl, "AWS::Serverless::HttpApi")
+	if len(apis) != 1 {
+		return []string{"want exactly one HttpApi"}
+	}
+	for id, api := range apis {
+		auth := m(m(api["Properties"])["Auth"])
+		name, _ := auth["DefaultAuthorizer"].(string)
+		jwt := m(m(m(auth["Authorizers"])[name])["JwtConfiguration"])
+		if name == "" || m(jwt["issuer"])["Ref"] != "JwtIssuer" || m(jwt["audience"])["Ref"] != "JwtAudience" {
+			problems = append(problems, id+": the default authorizer must be a JWT authorizer with the JwtIssuer and JwtAudience parameters")
+		}
+	}
+	return problems
+}
+
+// templateRoutes maps each function to the HTTP API route keys it serves.
+func templateRoutes(tpl map[string]any) map[string][]string {
+	out := map[string][]string{}
+	for id, fn := range resourcesOfType(tpl, "AWS::Serverless::Function") {
+		for _, ev := range m(m(fn["Properties"])["Events"]) {
+			if m(ev)["Type"] != "HttpApi" {
+				continue
+			}
+			p := m(m(ev)["Properties"])
+			out[id] = append(out[id], fmt.Sprintf("%v %v", p["Method"], p["Path"]))
+		}
+		sort.Strings(out[id])
+	}
+	return out
+}
+
+func TestTemplateInvariants(t *testing.T) {
+	root := repoRoot(t)
+	tpl := loadTemplate(t, filepath.Join(root, "template.yaml"))
+	for _, p := range checkTemplate(tpl, root) {
+		t.Error(p)
+	}
+}
+
+// TestTemplateCheckCatchesBreakage proves the checks can fail: each case
+// breaks one invariant of the real template and expects it to be reported.
+func TestTemplateCheckCatchesBreakage(t *testing.T) {
+	root := repoRoot(t)
+	res := func(tpl map[string]any, id string) map[string]any { return m(m(m(tpl["Resources"])[id])["Properties"]) }
+	tests := []struct {
+		name   string
+		break_ func(tpl map[string]any)
+		want   string
+	}{
+		{"wrong runtime", func(tpl map[string]any) { res(tpl, "ApiFunction")["Runtime"] = "go1.x" }, "ApiFunction: runtime go1.x"},
+		{"x86", func(tpl map[string]any) { m(m(tpl["Globals"])["Function"])["Architectures"] = []any{"x86_64"} }, "want [arm64]"},
+		{"wildcard resource", func(tpl map[string]any) {
+			p := list(res(tpl, "ApiFunction")["Policies"])
+			st := list(m(p[0])["Statement"])
+			m(st[0])["Resource"] = "*"
+		}, `ApiFunction: IAM statement`},
+		{"wildcard action", func(tpl map[string]any) {
+			p := list(res(tpl, "ApiFunction")["Policies"])
+			m(list(m(p[0])["Statement"])[0])["Action"] = []any{"dynamodb:*"}
+		}, "is a wildcard"},
+		{"missing code path", func(tpl map[string]any) {
+			m(tpl["Resources"])["GhostFunction"] = m(tpl["Resources"])["ApiFunction"]
+		}, "GhostFunction: code path functions/ghost/main.go does not exist"},
+		{"api reads secrets", func(tpl map[string]any) {
+			p := list(res(tpl, "ApiFunction")["Policies"])
+			m(p[0])["Statement"] = append(list(m(p[0])["Statement"]), map[string]any{
+				"Effect": "Allow", "Action": []any{"secretsmanager:GetSecretValue"},
+				"Resource": map[string]any{"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:merchantsync/${Stage}/*"},
+			})
+		}, "ApiFunction: may not use secretsmanager:GetSecretValue"},
+		{"no retention", func(tpl map[string]any) { delete(res(tpl, "ApiLogGroup"), "RetentionInDays") }, "has no RetentionInDays"},
+		{"no PITR", func(tpl map[string]any) { delete(res(tpl, "Table"), "PointInTimeRecoverySpecification") }, "PITR must be on"},
+		{"no authorizer", func(tpl map[string]any) { delete(res(tpl, "HttpApi"), "Auth") }, "JWT authorizer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tpl := loadTemplate(t, filepath.Join(root, "template.yaml"))
+			tt.break_(tpl)
+			got := checkTemplate(tpl, root)
+			for _, p := range got {
+				if strings.Contains(p, tt.want) {
+					return
+				}
+			}
+			t.Errorf("breaking %q: want a problem containing %q, got %q", tt.name, tt.want, got)
+		})
+	}
+}
+
+// TestFunctionsBuild builds every function as Lambda runs it (linux/arm64,
+// no cgo, lambda.norpc): a function that does not compile fails here, not at deploy.
+func TestFunctionsBuild(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds five binaries")
+	}
+	root := repoRoot(t)
+	tpl := loadTemplate(t, filepath.Join(root, "template.yaml"))
+	var pkgs []string
+	for id := range resourcesOfType(tpl, "AWS::Serverless::Function") {
+		pkgs = append(pkgs, "./"+functionDir(id))
+	}
+	sort.Strings(pkgs)
+	cmd := exec.Command("go", append([]string{"build", "-tags", "lambda.norpc", "-o", t.TempDir()}, pkgs...)...)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %v: %v\n%s", pkgs, err, out)
+	}
+}

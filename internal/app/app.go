@@ -1,0 +1,178 @@
+// Package app wires merchantsync's parts together from configuration. Each
+// Lambda's main and the local stack call the same constructors, so what runs
+// locally is what runs in AWS.
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/merchantsync/merchantsync/internal/dynamo"
+	"github.com/merchantsync/merchantsync/internal/httpapi"
+	"github.com/merchantsync/merchantsync/internal/queue"
+	"github.com/merchantsync/merchantsync/internal/rakuten"
+	"github.com/merchantsync/merchantsync/internal/secrets"
+	"github.com/merchantsync/merchantsync/internal/syncer"
+)
+
+// Config is merchantsync's configuration, read from the environment.
+type Config struct {
+	TableName        string  // TABLE_NAME
+	QueueURL         string  // SYNC_QUEUE_URL
+	SecretPrefix     string  // SECRET_PREFIX, e.g. merchantsync/dev
+	SecretKMSKeyID   string  // SECRET_KMS_KEY_ID (optional)
+	RakutenBaseURL   string  // RAKUTEN_BASE_URL
+	RakutenPerMinute float64 // RAKUTEN_REQUESTS_PER_MINUTE
+	SyncHourUTC      int     // SYNC_HOUR_UTC: the daily schedule's hour, for nextSyncAt
+	LogLevel         slog.Level
+	AWS              aws.Config
+	Logger           *slog.Logger
+}
+
+// Load reads the configuration from the environment and builds the AWS SDK
+// configuration once (cold start). The SDK honours AWS_ENDPOINT_URL_DYNAMODB,
+// _SQS and _SECRETS_MANAGER by itself, which is how the local stack points
+// the real clients at local services.
+func Load(ctx context.Context, getenv func(string) string, logOut io.Writer) (Config, error) {
+	c := Config{
+		TableName:      getenv("TABLE_NAME"),
+		QueueURL:       getenv("SYNC_QUEUE_URL"),
+		SecretPrefix:   getenv("SECRET_PREFIX"),
+		SecretKMSKeyID: getenv("SECRET_KMS_KEY_ID"),
+		RakutenBaseURL: getenv("RAKUTEN_BASE_URL"),
+		SyncHourUTC:    3,
+	}
+	if c.RakutenBaseURL == "" {
+		c.RakutenBaseURL = "https://api.linksynergy.com"
+	}
+	if v := getenv("RAKUTEN_REQUESTS_PER_MINUTE"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f <= 0 {
+			return c, fmt.Errorf("RAKUTEN_REQUESTS_PER_MINUTE=%q: want a positive number", v)
+		}
+		c.RakutenPerMinute = f
+	}
+	if v := getenv("SYNC_HOUR_UTC"); v != "" {
+		h, err := strconv.Atoi(v)
+		if err != nil || h < 0 || h > 23 {
+			return c, fmt.Errorf("SYNC_HOUR_UTC=%q: want 0..23", v)
+		}
+		c.SyncHourUTC = h
+	}
+	c.LogLevel = parseLevel(firstNonEmpty(getenv("AWS_LAMBDA_LOG_LEVEL"), getenv("LOG_LEVEL")))
+	c.Logger = NewLogger(logOut, c.LogLevel)
+	if c.TableName == "" {
+		return c, fmt.Errorf("TABLE_NAME is not set")
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return c, fmt.Errorf("load AWS config: %w", err)
+	}
+	c.AWS = awsCfg
+	return c, nil
+}
+
+// MustLoad is Load for a Lambda's main: a function that cannot read its
+// configuration should fail its cold start loudly.
+func MustLoad() Config {
+	c, err := Load(context.Background(), os.Getenv, os.Stdout)
+	if err != nil {
+		c.Logger.Error("configuration", "err", err.Error())
+		os.Exit(1)
+	}
+	return c
+}
+
+// NewLogger returns the JSON logger every function uses. Lambda's log-level
+// filter (AWS_LAMBDA_LOG_LEVEL) reads the "level" field of JSON lines.
+func NewLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+func parseLevel(s string) slog.Level {
+	switch strings.ToUpper(s) {
+	case "DEBUG", "TRACE":
+		return slog.LevelDebug
+	case "WARN":
+		return slog.LevelWarn
+	case "ERROR", "FATAL":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// Store returns the DynamoDB store.
+func (c Config) Store() *dynamo.Store {
+	return dynamo.New(dynamodb.NewFromConfig(c.AWS), c.TableName)
+}
+
+// Secrets returns the Secrets Manager store.
+func (c Config) Secrets() *secrets.Store {
+	return secrets.New(secretsmanager.NewFromConfig(c.AWS), c.SecretPrefix, c.SecretKMSKeyID)
+}
+
+// Queue returns the sync queue.
+func (c Config) Queue() *queue.Queue {
+	return queue.New(sqs.NewFromConfig(c.AWS), c.QueueURL)
+}
+
+// Rakuten returns the Rakuten API client.
+func (c Config) Rakuten() *rakuten.Client {
+	return rakuten.New(rakuten.Config{BaseURL: c.RakutenBaseURL, RequestsPerMinute: c.RakutenPerMinute})
+}
+
+func (c Config) schedule() httpapi.Schedule { return httpapi.DailyAt{Hour: c.SyncHourUTC} }
+
+// APIHandler is the api function: reads, IDs and settings.
+func (c Config) APIHandler() *httpapi.Router {
+	return httpapi.NewAPIRouter(&httpapi.API{Store: c.Store(), Schedule: c.schedule(), Now: time.Now}, c.Logger)
+}
+
+// CredentialsHandler is the credentials function.
+func (c Config) CredentialsHandler() *httpapi.Router {
+	return httpapi.NewCredentialsRouter(&httpapi.Credentials{
+		Store: c.Store(), Secrets: c.Secrets(), Rakuten: c.Rakuten(),
+		Schedule: c.schedule(), Now: time.Now, Logger: c.Logger,
+	}, c.Logger)
+}
+
+// SyncNowHandler is the sync-now function.
+func (c Config) SyncNowHandler() *httpapi.Router {
+	return httpapi.NewSyncNowRouter(&httpapi.SyncNow{Store: c.Store(), Queue: c.Queue(), Now: time.Now, Logger: c.Logger}, c.Logger)
+}
+
+// SyncWorker is the sync function: one SQS message = one tenant × network.
+func (c Config) SyncWorker() *syncer.Worker {
+	metrics := syncer.NewMetrics(os.Stdout)
+	e := &syncer.Engine{
+		Store: c.Store(), Secrets: c.Secrets(), Rakuten: c.Rakuten(),
+		Now: time.Now, Logger: c.Logger, Metrics: metrics,
+	}
+	return syncer.NewWorker(e, c.Logger)
+}
+
+// Scheduler is the scheduler function: the daily fan-out.
+func (c Config) Scheduler() *syncer.Scheduler {
+	return &syncer.Scheduler{Store: c.Store(), Queue: c.Queue(), Now: time.Now, Logger: c.Logger, Metrics: syncer.NewMetrics(os.Stdout)}
+}

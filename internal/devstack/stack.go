@@ -1,0 +1,295 @@
+package devstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/merchantsync/merchantsync/internal/app"
+	"github.com/merchantsync/merchantsync/internal/dynamo"
+	"github.com/merchantsync/merchantsync/internal/queue"
+	"github.com/merchantsync/merchantsync/internal/queue/sqstest"
+	"github.com/merchantsync/merchantsync/internal/rakuten/sandbox"
+	"github.com/merchantsync/merchantsync/internal/secrets/secretstest"
+	"github.com/merchantsync/merchantsync/internal/syncer"
+)
+
+// Options configure the local stack.
+type Options struct {
+	ListenAddr   string // the API; default 127.0.0.1:8080
+	RepoRoot     string // where infra/scripts lives
+	DynamoPort   int    // DynamoDB Local's port when the stack starts it; default 8766
+	SandboxAddr  string // the Rakuten sandbox; default 127.0.0.1:0
+	Log          io.Writer
+	Out          io.Writer // the usage banner
+	SyncHourUTC  int
+	WorkerBudget time.Duration // the sync handler's deadline per batch, like the function's timeout
+}
+
+// Run starts every part, serves until ctx is done, then stops them all.
+func Run(ctx context.Context, o Options) error {
+	if o.ListenAddr == "" {
+		o.ListenAddr = "127.0.0.1:8080"
+	}
+	if o.DynamoPort == 0 {
+		o.DynamoPort = 8766
+	}
+	if o.SandboxAddr == "" {
+		o.SandboxAddr = "127.0.0.1:0"
+	}
+	if o.WorkerBudget == 0 {
+		o.WorkerBudget = 5 * time.Minute
+	}
+	logger := app.NewLogger(o.Log, slog.LevelInfo)
+	var cleanups []func()
+	defer func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}()
+
+	// Static credentials: local services accept any signature.
+	setenvDefault("AWS_REGION", "us-east-1")
+	setenvDefault("AWS_ACCESS_KEY_ID", "local")
+	setenvDefault("AWS_SECRET_ACCESS_KEY", "local")
+	setenvDefault("TABLE_NAME", "merchantsync-local")
+	setenvDefault("SECRET_PREFIX", "merchantsync/local")
+
+	// DynamoDB Local (AWS's own jar), unless an endpoint is given.
+	if os.Getenv("AWS_ENDPOINT_URL_DYNAMODB") == "" {
+		script := filepath.Join(o.RepoRoot, "infra", "scripts", "dynamodb-local.sh")
+		port := strconv.Itoa(o.DynamoPort)
+		out, err := exec.CommandContext(ctx, script, "start", port).Output()
+		if err != nil {
+			return fmt.Errorf("start DynamoDB Local: %w", err)
+		}
+		os.Setenv("AWS_ENDPOINT_URL_DYNAMODB", strings.TrimSpace(string(out)))
+		cleanups = append(cleanups, func() { _ = exec.Command(script, "stop", port).Run() })
+	}
+
+	// SQS: goaws in-process.
+	sqsEndpoint, stopSQS, err := sqstest.StartServer(ctx, "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, stopSQS)
+	os.Setenv("AWS_ENDPOINT_URL_SQS", sqsEndpoint)
+	queueURL, dlqURL, err := sqstest.CreateQueue(ctx, sqstest.NewClient(sqsEndpoint), "merchantsync-local-sync",
+		sqstest.QueueOptions{VisibilityTimeout: int(6 * o.WorkerBudget / time.Second), DLQName: "merchantsync-local-sync-dlq", MaxReceiveCount: 4})
+	if err != nil {
+		return err
+	}
+	os.Setenv("SYNC_QUEUE_URL", queueURL)
+
+	// Secrets Manager: the wire-level fake (no emulator exists).
+	sm := secretstest.New()
+	smURL, stopSM, err := serve("127.0.0.1:0", sm)
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, stopSM)
+	os.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", smURL)
+
+	// The Rakuten sandbox, seeded with a demo account.
+	sb := sandbox.New(sandbox.Options{Logger: logger})
+	demo := sb.DemoAccount()
+	sbURL, stopSB, err := serve(o.SandboxAddr, sb)
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, stopSB)
+	setenvDefault("RAKUTEN_BASE_URL", sbURL)
+
+	cfg, err := app.Load(ctx, os.Getenv, o.Log)
+	if err != nil {
+		return err
+	}
+	if err := ensureTable(ctx, dynamodb.NewFromConfig(cfg.AWS), cfg.TableName); err != nil {
+		return err
+	}
+
+	worker := cfg.SyncWorker()
+	scheduler := cfg.Scheduler()
+	poller := &queue.Poller{
+		Client: sqstest.NewClient(sqsEndpoint), QueueURL: queueURL, BatchSize: 5, WaitSeconds: 1,
+		Timeout: o.WorkerBudget, Handler: worker.Handle, Logger: logger,
+	}
+	go func() {
+		if err := poller.Run(ctx); err != nil {
+			logger.Error("poller", "err", err.Error())
+		}
+	}()
+	go runDaily(ctx, cfg.SyncHourUTC, scheduler, logger)
+
+	gw := &Gateway{
+		Functions: []Function{
+			{Name: "api", Router: cfg.APIHandler()},
+			{Name: "credentials", Router: cfg.CredentialsHandler()},
+			{Name: "syncnow", Router: cfg.SyncNowHandler()},
+		},
+		Extra: map[string]http.Handler{
+			"/_dev/schedule":      scheduleNow(scheduler),
+			"/_dev/sandbox/churn": churn(sb, demo.SiteID),
+			"/":                   usage(o.ListenAddr),
+		},
+		Logger: logger,
+	}
+	for path, h := range docs(o.RepoRoot) {
+		gw.Extra[path] = h
+	}
+	ln, err := net.Listen("tcp", o.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", o.ListenAddr, err)
+	}
+	srv := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer shutdown(srv)
+
+	fmt.Fprint(o.Out, banner(o.ListenAddr, sbURL, queueURL, dlqURL, demo))
+	<-ctx.Done()
+	return nil
+}
+
+func setenvDefault(k, v string) {
+	if os.Getenv(k) == "" {
+		os.Setenv(k, v)
+	}
+}
+
+// serve runs h on addr and returns its base URL.
+func serve(addr string, h http.Handler) (string, func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), func() { shutdown(srv) }, nil
+}
+
+func ensureTable(ctx context.Context, c *dynamodb.Client, name string) error {
+	_, err := c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
+	var nf *types.ResourceNotFoundException
+	if errors.As(err, &nf) {
+		return dynamo.CreateTable(ctx, c, name)
+	}
+	return err
+}
+
+// runDaily fires the scheduler at hour:00 UTC every day, as EventBridge
+// Scheduler does in AWS.
+func runDaily(ctx context.Context, hour int, s *syncer.Scheduler, logger *slog.Logger) {
+	for {
+		now := time.Now().UTC()
+		next := time.Date(now.Year(), now.Month(), now.Day(), hour, 0, 0, 0, time.UTC)
+		if !next.After(now) {
+			next = next.AddDate(0, 0, 1)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Until(next)):
+		}
+		ev := syncer.ScheduleEvent{RunID: "local-" + next.Format("20060102"), ScheduledTime: next.Format(time.RFC3339)}
+		if _, err := s.Handle(ctx, ev); err != nil {
+			logger.Error("daily schedule", "err", err.Error())
+		}
+	}
+}
+
+func scheduleNow(s *syncer.Scheduler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			writeJSON(w, http.StatusMethodNotAllowed, `{"error":{"code":"method_not_allowed","message":"POST to fire the daily schedule now"}}`)
+			return
+		}
+		now := time.Now().UTC()
+		res, err := s.Handle(r.Context(), syncer.ScheduleEvent{RunID: "local-" + now.Format("20060102T150405.000"), ScheduledTime: now.Format(time.RFC3339)})
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, `{"error":{"code":"internal","message":"`+jsonEscape(err.Error())+`"}}`)
+			return
+		}
+		writeJSON(w, http.StatusOK, fmt.Sprintf(`{"scheduleRunId":%q,"accounts":%d,"enqueued":%d,"batchCalls":%d}`,
+			res.ScheduleRunID, res.Accounts, res.Enqueued, res.BatchCalls))
+	})
+}
+
+// churn changes n random demo merchants' statuses in the sandbox, so the
+// next sync has something to report.
+func churn(sb *sandbox.Server, siteID string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			writeJSON(w, http.StatusMethodNotAllowed, `{"error":{"code":"method_not_allowed","message":"POST ?n=10 to change n merchants"}}`)
+			return
+		}
+		n, err := strconv.Atoi(r.URL.Query().Get("n"))
+		if err != nil || n < 1 || n > 1000 {
+			n = 10
+		}
+		statuses := sandbox.PartnershipStatuses()
+		ms := sb.Merchants(siteID)
+		changed := 0
+		for _, i := range rand.Perm(len(ms)) {
+			if changed == n {
+				break
+			}
+			next := statuses[rand.IntN(len(statuses))]
+			if next == ms[i].Status {
+				continue
+			}
+			if sb.SetStatus(siteID, ms[i].MID, next) == nil {
+				changed++
+			}
+		}
+		writeJSON(w, http.StatusOK, fmt.Sprintf(`{"changed":%d}`, changed))
+	})
+}
+
+func usage(addr string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			writeJSON(w, http.StatusNotFound, `{"error":{"code":"not_found","message":"No route."}}`)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "merchantsync local stack. See README.md for the curl walk-through; the API lives under http://%s/v1/\n", addr)
+	})
+}
+
+func banner(addr, sandboxURL, queueURL, dlqURL string, demo sandbox.Account) string {
+	return fmt.Sprintf(`
+merchantsync is running locally (Ctrl-C stops everything)
+
+  API                http://%[1]s/v1/   (tenant from the X-Tenant-Id header)
+  Rakuten sandbox    %[2]s   (%[7]d demo merchants)
+  SQS sync queue     %[3]s
+  SQS dead letters   %[4]s
+
+Demo Rakuten credentials (sandbox only):
+  clientId=%[5]s clientSecret=%[6]s siteId=%[8]s username=%[9]s password=%[10]s
+
+Try:
+  curl -s -X PUT http://%[1]s/v1/networks/rakuten/ids -H 'X-Tenant-Id: demo' -H 'Content-Type: application/json' -d '{"affiliateId":"lMh2Xiq9xN0","siteId":"%[8]s"}'
+  curl -s -X PUT http://%[1]s/v1/networks/rakuten/credentials -H 'X-Tenant-Id: demo' -H 'Content-Type: application/json' -d '{"clientId":"%[5]s","clientSecret":"%[6]s","siteId":"%[8]s","username":"%[9]s","password":"%[10]s"}'
+  curl -s -X POST 'http://%[1]s/v1/networks/rakuten/sync?wait=20' -H 'X-Tenant-Id: demo'
+  curl -s 'http://%[1]s/v1/networks/rakuten/relationships?limit=5' -H 'X-Tenant-Id: demo'
+  curl -s -X POST http://%[1]s/_dev/sandbox/churn?n=10     # change 10 merchants in the sandbox
+  curl -s -X POST http://%[1]s/_dev/schedule               # fire the daily schedule now
+
+`, addr, sandboxURL, queueURL, dlqURL, demo.ClientID, demo.ClientSecret, sandbox.DemoMerchantCount, demo.SiteID, demo.Username, demo.Password)
+}
