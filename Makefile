@@ -40,6 +40,7 @@ test: deps
 
 ## dev: the whole system on 127.0.0.1 (API on $(LISTEN_ADDR)), no AWS account, no Docker
 dev: deps
+	@infra/scripts/openapi-lint.sh --build-docs >/dev/null 2>&1 || echo "(the rendered API reference was not built; /openapi.yaml is still served)"
 	LISTEN_ADDR=$(LISTEN_ADDR) $(GO) run ./infra/dev
 
 lint: fmt vet

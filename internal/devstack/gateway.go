@@ -38,6 +38,19 @@ type Gateway struct {
 }
 
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// CORS as the template configures it on API Gateway, for a front end
+	// served from another local origin (e.g. a Vite dev server).
+	if origin := r.Header.Get("Origin"); origin != "" {
+		w.Header().Set("Access-Control-Allow-Origin", origin)
+		w.Header().Set("Vary", "Origin")
+		if r.Method == http.MethodOptions {
+			w.Header().Set("Access-Control-Allow-Methods", "GET, PUT, POST, DELETE")
+			w.Header().Set("Access-Control-Allow-Headers", "authorization, content-type, x-tenant-id")
+			w.Header().Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+	}
 	if h, ok := g.Extra[r.URL.Path]; ok {
 		h.ServeHTTP(w, r)
 		return

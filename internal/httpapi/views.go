@@ -46,7 +46,8 @@ type runJSON struct {
 type relationshipJSON struct {
 	AdvertiserID    int64      `json:"advertiserId"`
 	Name            string     `json:"name"`
-	Network         int        `json:"network"`
+	Network         string     `json:"network"`
+	RegionNetwork   int        `json:"regionNetwork"`
 	Status          string     `json:"status"`
 	RawStatus       string     `json:"rawStatus"`
 	Permanent       bool       `json:"permanent"`
@@ -57,15 +58,16 @@ type relationshipJSON struct {
 }
 
 type changeJSON struct {
-	AdvertiserID int64      `json:"advertiserId"`
-	Name         string     `json:"name"`
-	Network      int        `json:"network"`
-	From         string     `json:"from,omitempty"`
-	To           string     `json:"to"`
-	RawFrom      string     `json:"rawFrom,omitempty"`
-	RawTo        string     `json:"rawTo"`
-	At           *time.Time `json:"at"`
-	RunID        string     `json:"runId"`
+	AdvertiserID  int64     `json:"advertiserId"`
+	Name          string    `json:"name"`
+	Network       string    `json:"network"`
+	RegionNetwork int       `json:"regionNetwork"`
+	From          string    `json:"from,omitempty"`
+	To            string    `json:"to"`
+	RawFrom       string    `json:"rawFrom,omitempty"`
+	RawTo         string    `json:"rawTo"`
+	At            time.Time `json:"at"`
+	RunID         string    `json:"runId"`
 }
 
 type listJSON[T any] struct {
@@ -114,7 +116,7 @@ func toRelationshipJSON(r merchantsync.Relationship, lastSyncAt time.Time) relat
 		lastSeen = lastSyncAt
 	}
 	return relationshipJSON{
-		AdvertiserID: r.AdvertiserID, Name: r.Name, Network: r.RegionNetwork,
+		AdvertiserID: r.AdvertiserID, Name: r.Name, Network: r.Network, RegionNetwork: r.RegionNetwork,
 		Status: string(r.Status), RawStatus: r.RawStatus, Permanent: r.Permanent,
 		ProgramStatus: r.ProgramStatus, StatusChangedAt: ts(r.StatusChangedAt),
 		FirstSeenAt: ts(r.FirstSeenAt), LastSeenAt: ts(lastSeen),
@@ -123,8 +125,8 @@ func toRelationshipJSON(r merchantsync.Relationship, lastSyncAt time.Time) relat
 
 func toChangeJSON(c merchantsync.Change) changeJSON {
 	return changeJSON{
-		AdvertiserID: c.AdvertiserID, Name: c.Name, Network: c.RegionNetwork,
+		AdvertiserID: c.AdvertiserID, Name: c.Name, Network: c.Network, RegionNetwork: c.RegionNetwork,
 		From: string(c.From), To: string(c.To), RawFrom: c.RawFrom, RawTo: c.RawTo,
-		At: ts(c.At), RunID: c.RunID,
+		At: c.At.UTC(), RunID: c.RunID,
 	}
 }
