@@ -1,0 +1,5 @@
+package infra
+
+import "runtime"
+
+func goarchHost() string { return runtime.GOARCH }
