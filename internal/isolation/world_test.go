@@ -1,0 +1,365 @@
+// Package isolation holds the tenant-isolation suite: two tenants on real
+// local parts (DynamoDB Local, the Secrets Manager fake behind the real SDK
+// client, goaws, the Rakuten sandbox over HTTP, the real sync worker), and a
+// walk of every route of every router as tenant B that must never see, change
+// or touch anything of tenant A. It is made of test files only.
+package isolation
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"sort"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/merchantsync/merchantsync/internal/dynamo"
+	"github.com/merchantsync/merchantsync/internal/dynamo/dynamotest"
+	"github.com/merchantsync/merchantsync/internal/httpapi"
+	"github.com/merchantsync/merchantsync/internal/merchantsync"
+	"github.com/merchantsync/merchantsync/internal/queue"
+	"github.com/merchantsync/merchantsync/internal/queue/sqstest"
+	"github.com/merchantsync/merchantsync/internal/rakuten"
+	"github.com/merchantsync/merchantsync/internal/rakuten/sandbox"
+	"github.com/merchantsync/merchantsync/internal/secrets"
+	"github.com/merchantsync/merchantsync/internal/secrets/secretstest"
+	"github.com/merchantsync/merchantsync/internal/syncer"
+)
+
+func TestMain(m *testing.M) { dynamotest.Main(m) }
+
+const (
+	network      = merchantsync.NetworkRakuten
+	secretPrefix = "merchantsync/isolation"
+)
+
+// tenant is one publisher of the suite: its ids, its Rakuten sandbox
+// account and the merchants only it has.
+type tenant struct {
+	ID          string
+	AffiliateID string
+	SiteID      string
+	Account     sandbox.Account
+	Merchants   []sandbox.Merchant
+}
+
+func (tn *tenant) mids() map[int64]bool {
+	out := map[int64]bool{}
+	for _, m := range tn.Merchants {
+		out[m.MID] = true
+	}
+	return out
+}
+
+// newTenant builds a tenant whose every identifying value (merchant ids and
+// names, ids, username, client id) is its own: a value of A found in a
+// response to B can only be a leak.
+func newTenant(id, affiliateID, siteID, word string, midBase int64, n int) *tenant {
+	tn := &tenant{
+		ID: id, AffiliateID: affiliateID, SiteID: siteID,
+		Account: sandbox.Account{
+			ClientID: "client-" + id, ClientSecret: "secret-" + id + "-Zq8",
+			SiteID: siteID, Username: word + "@" + id + ".example", Password: "pw-" + id + "-Kx3",
+		},
+	}
+	statuses := sandbox.PartnershipStatuses()
+	base := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+	for i := range n {
+		st := statuses[i%len(statuses)]
+		m := sandbox.Merchant{
+			MID: midBase + int64(i), Network: 1,
+			Name:   fmt.Sprintf("%s Merchant %d", word, i),
+			Status: st, AdvertiserStatus: "active", Categories: []string{"Books & Media"},
+			AppliedAt: base, StatusUpdatedAt: base.Add(24 * time.Hour),
+		}
+		if st == sandbox.StatusActive || st == sandbox.StatusExtended {
+			m.ApprovedAt = m.StatusUpdatedAt
+		}
+		tn.Merchants = append(tn.Merchants, m)
+	}
+	return tn
+}
+
+// world is the whole system for two tenants on local parts.
+type world struct {
+	t       *testing.T
+	ctx     context.Context
+	ddb     *dynamodb.Client
+	store   *dynamo.Store
+	sm      *secretstest.Fake
+	secrets *secrets.Store
+	queue   *queue.Queue
+	sqsEnv  sqstest.Env
+	sb      *sandbox.Server
+	rk      *rakuten.Client
+	worker  *syncer.Worker
+	logger  *slog.Logger
+	A, B    *tenant
+
+	// setup is the system with the real store and secrets, used to build
+	// the tenants' data.
+	setup routers
+}
+
+// routers are the three HTTP functions.
+type routers struct {
+	API, Credentials, SyncNow *httpapi.Router
+}
+
+func (r routers) all() map[string]*httpapi.Router {
+	return map[string]*httpapi.Router{"api": r.API, "credentials": r.Credentials, "syncnow": r.SyncNow}
+}
+
+// fullStore is every store method the three routers use.
+type fullStore interface {
+	httpapi.AccountStore
+	httpapi.CredentialStore
+	httpapi.SyncStore
+}
+
+var _ fullStore = (*dynamo.Store)(nil)
+
+// routersOn builds the three routers the way internal/app does, on store and
+// sec (which the broken-decorator tests replace).
+func (w *world) routersOn(store fullStore, sec httpapi.SecretWriter) routers {
+	return routers{
+		API: httpapi.NewAPIRouter(&httpapi.API{Store: store, Now: time.Now}, w.logger),
+		Credentials: httpapi.NewCredentialsRouter(&httpapi.Credentials{
+			Store: store, Secrets: sec, Rakuten: w.rk, Now: time.Now, Logger: w.logger,
+		}, w.logger),
+		SyncNow: httpapi.NewSyncNowRouter(&httpapi.SyncNow{
+			Store: store, Queue: w.queue, Now: time.Now, Poll: 20 * time.Millisecond, Logger: w.logger,
+		}, w.logger),
+	}
+}
+
+// newWorld builds the parts and the two tenants A and B, each with IDs
+// saved, credentials connected (its own sandbox account and merchants) and
+// two finished syncs: runs, relationships and changes exist for both.
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	w := &world{t: t, ctx: context.Background(), logger: slog.New(slog.NewJSONHandler(io.Discard, nil))}
+	w.ddb = dynamotest.Client(t)
+	w.store = dynamo.New(w.ddb, dynamotest.NewTable(t, w.ddb))
+	w.sm = secretstest.New()
+	w.secrets = secrets.New(w.sm.Client(t), secretPrefix, "")
+	w.sqsEnv = sqstest.StartWith(t, sqstest.QueueOptions{VisibilityTimeout: 30})
+	w.queue = queue.New(w.sqsEnv.Client, w.sqsEnv.QueueURL)
+
+	w.sb = sandbox.New(sandbox.Options{})
+	srv := httptest.NewServer(w.sb)
+	t.Cleanup(srv.Close)
+	w.rk = rakuten.New(rakuten.Config{
+		BaseURL: srv.URL, RequestsPerMinute: -1,
+		Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() },
+	})
+	w.worker = syncer.NewWorker(&syncer.Engine{
+		Store: w.store, Secrets: w.secrets, Rakuten: w.rk, Logger: w.logger,
+	}, w.logger)
+	w.setup = w.routersOn(w.store, w.secrets)
+
+	// 12 merchants for A (more than one page at limit 5), 9 for B.
+	w.A = newTenant("tenant-a", "AlphaAff0A1", "4022211", "Alphaville", 9_137_001, 12)
+	w.B = newTenant("tenant-b", "BravoAff0B2", "5033322", "Bravotown", 5_246_001, 9)
+	for _, tn := range []*tenant{w.A, w.B} {
+		w.sb.AddAccount(tn.Account)
+		for _, m := range tn.Merchants {
+			w.sb.AddMerchant(tn.SiteID, m)
+		}
+		w.mustCall(w.setup.API, tn.ID, "PUT", "/v1/networks/rakuten/ids", nil,
+			fmt.Sprintf(`{"affiliateId":%q,"siteId":%q}`, tn.AffiliateID, tn.SiteID), 200)
+		w.mustCall(w.setup.Credentials, tn.ID, "PUT", "/v1/networks/rakuten/credentials", nil, credBody(tn), 200)
+	}
+	// First sync: the baseline (relationships, one run each).
+	w.syncBoth()
+	// Rakuten changes two statuses of each: the second sync records changes.
+	for _, tn := range []*tenant{w.A, w.B} {
+		for _, m := range tn.Merchants[:2] {
+			if err := w.sb.SetStatus(tn.SiteID, m.MID, sandbox.StatusTempDecline); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	w.syncBoth()
+	for _, tn := range []*tenant{w.A, w.B} {
+		if n := len(w.runIDs(tn.ID)); n != 2 {
+			t.Fatalf("%s has %d runs after setup, want 2", tn.ID, n)
+		}
+		changes, _, err := w.store.ListChanges(w.ctx, tn.ID, network, time.Time{}, 200, "")
+		if err != nil || len(changes) < 2 {
+			t.Fatalf("%s changes after setup: %d %v", tn.ID, len(changes), err)
+		}
+		rels, err := w.store.AllRelationships(w.ctx, tn.ID, network)
+		if err != nil || len(rels) != len(tn.Merchants) {
+			t.Fatalf("%s relationships after setup: %d %v", tn.ID, len(rels), err)
+		}
+	}
+	return w
+}
+
+func credBody(tn *tenant) string {
+	b, _ := json.Marshal(map[string]string{
+		"clientId": tn.Account.ClientID, "clientSecret": tn.Account.ClientSecret,
+		"siteId": tn.SiteID, "username": tn.Account.Username, "password": tn.Account.Password,
+	})
+	return string(b)
+}
+
+// syncBoth queues a manual sync for A and B through the sync-now function
+// and lets the sync worker run them off the queue.
+func (w *world) syncBoth() {
+	w.t.Helper()
+	for _, tn := range []*tenant{w.A, w.B} {
+		w.mustCall(w.setup.SyncNow, tn.ID, "POST", "/v1/networks/rakuten/sync", nil, "", 202)
+	}
+	w.drainQueue(2)
+	for _, tn := range []*tenant{w.A, w.B} {
+		a, err := w.store.GetAccount(w.ctx, tn.ID, network)
+		if err != nil || a == nil || a.LastRun == nil || a.LastRun.State != merchantsync.RunSucceeded {
+			w.t.Fatalf("%s: sync did not succeed: %+v %v", tn.ID, a, err)
+		}
+	}
+}
+
+// drainQueue runs the sync worker (through lambda.NewHandler, as Lambda
+// does) on the queue's messages, the way the event source mapping does,
+// until want messages were handled.
+func (w *world) drainQueue(want int) {
+	w.t.Helper()
+	p := &queue.Poller{
+		Client: w.sqsEnv.Client, QueueURL: w.sqsEnv.QueueURL, WaitSeconds: 1, BatchSize: 10,
+		Timeout: time.Minute, Logger: w.logger,
+		Handler: func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+			payload, _ := json.Marshal(ev)
+			out, err := lambda.NewHandler(w.worker.Handle).Invoke(ctx, payload)
+			var resp events.SQSEventResponse
+			if err == nil {
+				err = json.Unmarshal(out, &resp)
+			}
+			return resp, err
+		},
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for got := 0; got < want; {
+		if time.Now().After(deadline) {
+			w.t.Fatalf("worker handled %d of %d messages", got, want)
+		}
+		n, err := p.PollOnce(w.ctx, "arn:aws:sqs:us-east-1:100010001000:isolation")
+		if err != nil {
+			w.t.Fatalf("poll: %v", err)
+		}
+		got += n
+	}
+}
+
+// response is one API answer.
+type response struct {
+	Status int
+	Body   string
+	JSON   any
+}
+
+// call invokes r with an API Gateway v2 event as the JWT authorizer sends
+// it, through lambda.NewHandler(r.Handle).Invoke (the runtime's JSON path).
+func (w *world) call(r *httpapi.Router, tenantID, method, path string, query map[string]string, body string) response {
+	w.t.Helper()
+	ev := events.APIGatewayV2HTTPRequest{
+		Version: "2.0", RawPath: path, Body: body, QueryStringParameters: query,
+		Headers: map[string]string{"content-type": "application/json"},
+		RequestContext: events.APIGatewayV2HTTPRequestContext{
+			RequestID: "isolation",
+			HTTP:      events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: method, Path: path},
+			Authorizer: &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{
+				JWT: &events.APIGatewayV2HTTPRequestContextAuthorizerJWTDescription{
+					Claims: map[string]string{"tenant_id": tenantID, "sub": "user-" + tenantID},
+				},
+			},
+		},
+	}
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	out, err := lambda.NewHandler(r.Handle).Invoke(w.ctx, payload)
+	if err != nil {
+		w.t.Fatalf("invoke %s %s: %v", method, path, err)
+	}
+	var resp events.APIGatewayV2HTTPResponse
+	if err := json.Unmarshal(out, &resp); err != nil {
+		w.t.Fatalf("response of %s %s: %v", method, path, err)
+	}
+	res := response{Status: resp.StatusCode, Body: resp.Body}
+	if resp.Body != "" {
+		if err := json.Unmarshal([]byte(resp.Body), &res.JSON); err != nil {
+			w.t.Fatalf("%s %s: body is not JSON: %q", method, path, resp.Body)
+		}
+	}
+	return res
+}
+
+func (w *world) mustCall(r *httpapi.Router, tenantID, method, path string, query map[string]string, body string, status int) response {
+	w.t.Helper()
+	res := w.call(r, tenantID, method, path, query, body)
+	if res.Status != status {
+		w.t.Fatalf("%s %s %s as %s = %d %s, want %d", method, path, query, tenantID, res.Status, res.Body, status)
+	}
+	return res
+}
+
+// snapshot returns every item whose partition key begins with
+// TENANT#<tenant>, as sorted canonical JSON lines (strongly consistent scan).
+func (w *world) snapshot(tenantID string) []string {
+	w.t.Helper()
+	var out []string
+	p := dynamodb.NewScanPaginator(w.ddb, &dynamodb.ScanInput{
+		TableName:                 aws.String(w.store.Table()),
+		ConsistentRead:            aws.Bool(true),
+		FilterExpression:          aws.String("begins_with(#pk, :pk)"),
+		ExpressionAttributeNames:  map[string]string{"#pk": dynamo.AttrPK},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: "TENANT#" + tenantID}},
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(w.ctx)
+		if err != nil {
+			w.t.Fatalf("scan: %v", err)
+		}
+		for _, it := range page.Items {
+			b, _ := json.Marshal(it)
+			out = append(out, string(b))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// runIDs lists a tenant's run ids as stored.
+func (w *world) runIDs(tenantID string) []string {
+	w.t.Helper()
+	runs, _, err := w.store.ListRuns(w.ctx, tenantID, network, 200, "")
+	if err != nil {
+		w.t.Fatalf("ListRuns: %v", err)
+	}
+	var out []string
+	for _, r := range runs {
+		out = append(out, r.RunID)
+	}
+	return out
+}
+
+// secretOf returns the tenant's secret as the fake holds it ("", false when absent).
+func (w *world) secretOf(tenantID string) (string, bool) {
+	v, ok := w.sm.All()[w.secrets.Name(tenantID, network)]
+	return v, ok
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
