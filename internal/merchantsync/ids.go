@@ -44,6 +44,12 @@ func ParseAffiliateID(in string) (string, error) {
 			return "", FieldError(EInvalid, "affiliateId", "Affiliate ID has a broken %-escape. "+affiliateIDHelp)
 		}
 		s = dec
+		// Escapes can hide a Site ID ("sid1234567%38"): check the decoded
+		// value too, or the result would not parse again.
+		if looksLikeSiteID.MatchString(s) {
+			return "", FieldError(ELooksLikeSiteID, "affiliateId",
+				"This looks like your Site ID (SID), a number of about 7 digits. The Affiliate ID is different: "+affiliateIDHelp)
+		}
 	}
 	if !affiliateIDPattern.MatchString(s) {
 		return "", FieldError(EInvalid, "affiliateId",

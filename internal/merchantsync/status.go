@@ -43,8 +43,7 @@ type Normalized struct {
 // responses is unconfirmed, so it compares case-insensitively and treats
 // '_' and ' ' like '-'. Anything unrecognised is unknown, never joined.
 func NormalizeRakuten(raw string) Normalized {
-	k := strings.ToLower(strings.TrimSpace(raw))
-	k = strings.NewReplacer("_", "-", " ", "-").Replace(k)
+	k := asciiLowerDashes(strings.TrimSpace(raw))
 	n := Normalized{Raw: raw, Status: StatusUnknown}
 	switch k {
 	case "active", "approved":
@@ -67,6 +66,22 @@ func NormalizeRakuten(raw string) Normalized {
 	return n
 }
 
+// asciiLowerDashes lower-cases ASCII letters only and turns '_' and ' ' into
+// '-'. Rakuten's spellings are ASCII: strings.ToLower would also fold
+// look-alikes such as U+0130 (İ) into 'i' and so read "ACTİVE" as joined.
+func asciiLowerDashes(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		switch {
+		case 'A' <= c && c <= 'Z':
+			b[i] = c + ('a' - 'A')
+		case c == '_' || c == ' ':
+			b[i] = '-'
+		}
+	}
+	return string(b)
+}
+
 // Relationship is a tenant's relationship with one merchant on one network.
 type Relationship struct {
 	TenantID string
@@ -87,6 +102,9 @@ type Relationship struct {
 	// MissedPulls counts consecutive successful pulls that did not list this
 	// merchant. It becomes removed only after MissesBeforeRemoved.
 	MissedPulls int
+	// MissRunID is the run that last counted a miss, so a run resumed after
+	// a partial write (SQS redelivery) never counts the same miss twice.
+	MissRunID string
 }
 
 // MissesBeforeRemoved is how many consecutive successful pulls must miss a

@@ -314,6 +314,11 @@ func encode(req merchantsync.SyncRequest) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("queue: encode: %w", err)
 	}
+	if len(b) > maxBody {
+		// JSON escaping can grow a request past what DecodeSyncRequest
+		// reads: never send a message the consumer would drop.
+		return "", merchantsync.Errorf(merchantsync.EInvalid, "sync request encodes to %d bytes, more than %d", len(b), maxBody)
+	}
 	return string(b), nil
 }
 

@@ -265,6 +265,10 @@ func classify(status int, h http.Header, raw []byte) *Error {
 	if e.Message == "" {
 		e.Message = http.StatusText(status)
 	}
+	if e.Message == "" {
+		// A status code without a standard text (e.g. 388).
+		e.Message = fmt.Sprintf("HTTP status %d", status)
+	}
 	e.retryAfter = parseRetryAfter(h.Get("Retry-After"), time.Now())
 	return e
 }

@@ -3,6 +3,8 @@ package rakuten
 import (
 	"context"
 	"encoding/xml"
+	"errors"
+	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
@@ -60,7 +62,14 @@ func decodeLinkLocator(resp *response, status string) ([]Partnership, error) {
 	}
 	var r linkLocatorResponse
 	if err := xml.Unmarshal(resp.body, &r); err != nil {
-		return nil, &Error{Kind: KindBadResponse, HTTPStatus: resp.status, Message: "malformed Link Locator XML", Err: err}
+		// Not wrapped: the decoder's error quotes element names from the
+		// body, which can echo a token. Keep only where it failed.
+		msg := "malformed Link Locator XML"
+		var se *xml.SyntaxError
+		if errors.As(err, &se) {
+			msg += fmt.Sprintf(" (line %d)", se.Line)
+		}
+		return nil, &Error{Kind: KindBadResponse, HTTPStatus: resp.status, Message: msg}
 	}
 	out := make([]Partnership, 0, len(r.Returns))
 	for _, m := range r.Returns {

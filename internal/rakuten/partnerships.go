@@ -3,6 +3,7 @@ package rakuten
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -117,7 +118,8 @@ func (c *Client) get(ctx context.Context, ts *TokenSource, ref, accept string, s
 			return resp, nil
 		default:
 			e = classify(resp.status, resp.header, resp.body)
-			e.Message = scrub(e.Message, ts.secrets())
+			secrets := ts.secrets()
+			e.Message, e.Code = scrub(e.Message, secrets), scrub(e.Code, secrets)
 		}
 		if e.throttle {
 			st.Throttles++
@@ -159,10 +161,12 @@ func (ts *TokenSource) secrets() []string {
 	return out
 }
 
-// scrub removes this source's secrets from an *Error's message.
+// scrub removes this source's secrets from an *Error's message and code
+// (both may come from the response body).
 func (ts *TokenSource) scrub(err error) error {
 	if e, ok := err.(*Error); ok {
-		e.Message = scrub(e.Message, ts.secrets())
+		secrets := ts.secrets()
+		e.Message, e.Code = scrub(e.Message, secrets), scrub(e.Code, secrets)
 	}
 	return err
 }
@@ -226,7 +230,14 @@ func decodePartnerships(resp *response) (*partnershipsPage, error) {
 	}
 	var p partnershipsPage
 	if err := json.Unmarshal(resp.body, &p); err != nil {
-		return nil, &Error{Kind: KindBadResponse, HTTPStatus: resp.status, Message: "malformed partnerships JSON", Err: err}
+		// Not wrapped: the decoder's error may quote the body (flexInt quotes
+		// the value), which can echo a token. Keep only where it failed.
+		msg := "malformed partnerships JSON"
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			msg += fmt.Sprintf(" (at byte %d)", se.Offset)
+		}
+		return nil, &Error{Kind: KindBadResponse, HTTPStatus: resp.status, Message: msg}
 	}
 	return &p, nil
 }

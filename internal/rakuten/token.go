@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -188,6 +189,10 @@ type tokenResponse struct {
 // defaultExpiresIn is assumed when Rakuten omits expires_in.
 const defaultExpiresIn = 3600
 
+// maxExpiresIn bounds a believable expires_in (a year); anything larger is
+// treated as missing.
+const maxExpiresIn = 366 * 24 * 3600
+
 // tokenOnce sends one token request; every error is an *Error.
 func (c *Client) tokenOnce(ctx context.Context, req *http.Request, secrets []string) (*Token, *Error) {
 	resp, err := c.send(ctx, req)
@@ -196,7 +201,7 @@ func (c *Client) tokenOnce(ctx context.Context, req *http.Request, secrets []str
 	}
 	if resp.status/100 != 2 {
 		e := classify(resp.status, resp.header, resp.body)
-		e.Message = scrub(e.Message, secrets)
+		e.Message, e.Code = scrub(e.Message, secrets), scrub(e.Code, secrets)
 		return nil, e
 	}
 	if sniff(resp.body) != '{' {
@@ -213,7 +218,9 @@ func (c *Client) tokenOnce(ctx context.Context, req *http.Request, secrets []str
 		return nil, &Error{Kind: KindBadResponse, HTTPStatus: resp.status, Message: "token response has no access_token"}
 	}
 	exp := int64(tr.ExpiresIn)
-	if exp <= 0 {
+	if exp <= 0 || exp > maxExpiresIn {
+		// Missing, or so large that the expiry would overflow time.Duration
+		// and land in the past: assume the usual hour.
 		exp = defaultExpiresIn
 	}
 	return &Token{
@@ -248,6 +255,13 @@ func (n *flexInt) UnmarshalJSON(b []byte) error {
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil {
 		return fmt.Errorf("not a number: %.20q", s)
+	}
+	// Converting a float outside int64's range is implementation-defined in
+	// Go (amd64 and arm64 differ): read it as 0, which callers treat as
+	// missing (a merchant without an id is skipped, an expiry defaults).
+	if math.IsNaN(f) || f >= math.MaxInt64 || f <= math.MinInt64 {
+		*n = 0
+		return nil
 	}
 	*n = flexInt(f)
 	return nil

@@ -305,19 +305,36 @@ func TestNameTrickyTenants(t *testing.T) {
 	}
 }
 
-// FuzzName checks collision-freeness on pairs the fuzzer makes up.
+// FuzzName checks, on pairs of tenant ids the fuzzer makes up, that every
+// name is a valid AWS secret name ([A-Za-z0-9/_+=.@-], at most 512) under
+// prefix/rakuten/, and that different tenants never share a name.
 func FuzzName(f *testing.F) {
 	st := secrets.New(nil, prefix, "")
+	long := strings.Repeat("a", 129)
 	f.Add("auth0|abc", "x-6175746830")
 	f.Add("x-61", "a")
 	f.Add("ab", "x-6162")
+	f.Add("X-61", "a")
+	f.Add("demo-tenant", "google-oauth2|1234567890")
+	f.Add("a@b.c", "a/b")
+	f.Add("x-sha256-00", "ü")
+	f.Add(strings.Repeat("a", 128), long)
+	f.Add(long, long+"b")
+	f.Add(strings.Repeat("\xff", 200), strings.Repeat("é", 64))
+	f.Add("..", ".")
+	f.Add("a\x00", "a")
 	f.Fuzz(func(t *testing.T, a, b string) {
 		if a == "" || b == "" {
 			return
 		}
 		na, nb := st.Name(a, "rakuten"), st.Name(b, "rakuten")
-		if !awsName.MatchString(na) {
-			t.Fatalf("Name(%q) = %q invalid", a, na)
+		for _, n := range []struct{ tenant, name string }{{a, na}, {b, nb}} {
+			if !awsName.MatchString(n.name) || len(n.name) > secrets.MaxNameLength {
+				t.Fatalf("Name(%q) = %q invalid", n.tenant, n.name)
+			}
+			if part, ok := strings.CutPrefix(n.name, prefix+"/rakuten/"); !ok || part == "" || strings.Contains(part, "/") {
+				t.Fatalf("Name(%q) = %q: not one name under %s/rakuten/", n.tenant, n.name, prefix)
+			}
 		}
 		if a != b && na == nb {
 			t.Fatalf("collision: %q and %q → %q", a, b, na)
