@@ -97,6 +97,7 @@ type relItem struct {
 	FirstSeenAt     string `dynamodbav:"firstSeenAt,omitempty"`
 	LastSeenAt      string `dynamodbav:"lastSeenAt,omitempty"`
 	MissedPulls     int    `dynamodbav:"missedPulls"`
+	MissRunID       string `dynamodbav:"missRunId,omitempty"`
 }
 
 type changeItem struct {
@@ -270,6 +271,7 @@ func newRelItem(r merchantsync.Relationship) relItem {
 		FirstSeenAt:     fmtTime(r.FirstSeenAt),
 		LastSeenAt:      fmtTime(r.LastSeenAt),
 		MissedPulls:     r.MissedPulls,
+		MissRunID:       r.MissRunID,
 	}
 }
 
@@ -288,6 +290,7 @@ func (it *relItem) domain() merchantsync.Relationship {
 		FirstSeenAt:     parseTime(it.FirstSeenAt),
 		LastSeenAt:      parseTime(it.LastSeenAt),
 		MissedPulls:     it.MissedPulls,
+		MissRunID:       it.MissRunID,
 	}
 }
 

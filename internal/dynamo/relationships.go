@@ -242,18 +242,6 @@ func (s *Store) WriteRelationships(ctx context.Context, rels []merchantsync.Rela
 		reqs = append(reqs, req)
 		return nil
 	}
-	for _, r := range rels {
-		if err := sameTenant(r.TenantID, r.Network); err != nil {
-			return stats, err
-		}
-		if r.AdvertiserID <= 0 || r.RegionNetwork < 0 {
-			return stats, merchantsync.FieldError(merchantsync.EInvalid, "advertiserId", "relationship needs a positive advertiser id and a region")
-		}
-		it := newRelItem(r)
-		if err := add(it.SK, it); err != nil {
-			return stats, err
-		}
-	}
 	for _, c := range changes {
 		if err := sameTenant(c.TenantID, c.Network); err != nil {
 			return stats, err
@@ -266,8 +254,29 @@ func (s *Store) WriteRelationships(ctx context.Context, rels []merchantsync.Rela
 			return stats, err
 		}
 	}
+	// Change events go first, in batches of their own: if a later batch
+	// fails, the redelivered run diffs the relationships it did not write
+	// again and rewrites the same change items (same keys), so no change is
+	// lost and none is doubled.
+	nChanges := len(reqs)
+	for _, r := range rels {
+		if err := sameTenant(r.TenantID, r.Network); err != nil {
+			return stats, err
+		}
+		if r.AdvertiserID <= 0 || r.RegionNetwork < 0 {
+			return stats, merchantsync.FieldError(merchantsync.EInvalid, "advertiserId", "relationship needs a positive advertiser id and a region")
+		}
+		it := newRelItem(r)
+		if err := add(it.SK, it); err != nil {
+			return stats, err
+		}
+	}
 	for len(reqs) > 0 {
 		n := min(BatchSize, len(reqs))
+		if nChanges > 0 {
+			n = min(n, nChanges)
+			nChanges -= n
+		}
 		chunk := reqs[:n]
 		reqs = reqs[n:]
 		for attempt := 0; len(chunk) > 0; attempt++ {

@@ -30,6 +30,9 @@ type AccountUpdate struct {
 	Counts map[merchantsync.Status]int
 	// ScheduleRunID, when set, becomes LastScheduledRunID.
 	ScheduleRunID string
+	// LeaseHolder is the holder id the run took the lease under, when it is
+	// not the run id itself (one per delivery): FinishRun releases it too.
+	LeaseHolder string
 }
 
 func validateRun(r merchantsync.Run) error {
@@ -364,8 +367,8 @@ func (s *Store) FinishRun(ctx context.Context, run merchantsync.Run, upd Account
 			e.cond("%s = %s", e.n("activeRunId"), e.v(avS(run.RunID)))
 			e.remove("activeRunId")
 		}
-		if a.LeaseRunID == run.RunID {
-			e.cond("%s = %s", e.n("leaseRunId"), e.v(avS(run.RunID)))
+		if a.LeaseRunID != "" && (a.LeaseRunID == run.RunID || a.LeaseRunID == upd.LeaseHolder) {
+			e.cond("%s = %s", e.n("leaseRunId"), e.v(avS(a.LeaseRunID)))
 			e.remove("leaseRunId", "leaseUntil")
 		}
 		_, err = s.client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{

@@ -100,12 +100,15 @@ func diffPull(tenantID, network, runID string, now, lastSyncAt time.Time,
 		storedKeys[k] = struct{}{}
 		in, ok := seen[k]
 		if !ok {
-			if removedByMissing(&old) {
+			if removedByMissing(&old) || old.MissRunID == runID {
+				// Already removed, or this run (resumed after a partial
+				// write) counted the miss before: nothing to write again.
 				p.Counts[old.Status]++
 				continue
 			}
 			nr := old
 			nr.MissedPulls++
+			nr.MissRunID = runID
 			if old.MissedPulls == 0 && !lastSyncAt.IsZero() {
 				nr.LastSeenAt = lastSyncAt
 			}
@@ -130,7 +133,7 @@ func diffPull(tenantID, network, runID string, now, lastSyncAt time.Time,
 		nr.Status = in.Norm.Status
 		nr.RawStatus = in.Norm.Raw
 		nr.Permanent = in.Norm.Permanent
-		nr.MissedPulls = 0
+		nr.MissedPulls, nr.MissRunID = 0, ""
 		statusChanged := nr.Status != old.Status || nr.RawStatus != old.RawStatus
 		if statusChanged {
 			nr.StatusChangedAt = now

@@ -336,7 +336,11 @@ func (s *syncRun) do(ctx context.Context) (merchantsync.Run, error) {
 	s.leased = true
 
 	run.State = merchantsync.RunRunning
-	run.StartedAt = now
+	if run.StartedAt.IsZero() {
+		// A resumed run (redelivered after a fault) keeps its start: its
+		// change events are keyed by it, so rewriting them is idempotent.
+		run.StartedAt = now
+	}
 	run.FinishedAt = time.Time{}
 	run.Error = nil
 	if err := st.PutRun(ctx, run); err != nil {
@@ -479,8 +483,9 @@ func (s *syncRun) pullAndApply(ctx context.Context, run merchantsync.Run) (merch
 	if s.acct != nil {
 		lastSyncAt = s.acct.LastSyncAt
 	}
-	now := e.now()
-	p := diffPull(req.TenantID, req.Network, req.RunID, now, lastSyncAt, stored, pull)
+	// Everything this run records is as of its start, so a resumed run
+	// computes the same keys and values as the attempt it resumes.
+	p := diffPull(req.TenantID, req.Network, req.RunID, run.StartedAt, lastSyncAt, stored, pull)
 	s.plan = &p
 	if p.Suspicious {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "sync: Rakuten returned no partnerships although some are stored; nothing applied",
@@ -637,14 +642,11 @@ func (s *syncRun) finish(ctx context.Context, run merchantsync.Run, upd dynamo.A
 	}
 	fctx, cancel := s.e.finishCtx(ctx)
 	defer cancel()
+	// The lease was taken under a per-delivery holder id: FinishRun
+	// releases it in the same transaction.
+	upd.LeaseHolder = s.leaseID
 	if err := s.e.Store.FinishRun(fctx, run, upd); err != nil {
 		return run, s.abort(ctx, retry("finish run", err))
-	}
-	// FinishRun releases a lease held under the run id; ours carries a
-	// delivery nonce, so release it here. Failing to is not worth a retry:
-	// the lease expires after LeaseTTL.
-	if err := s.e.Store.ReleaseLease(fctx, s.req.TenantID, s.req.Network, s.leaseID); err != nil {
-		s.log.LogAttrs(ctx, slog.LevelWarn, "sync: releasing lease", slog.String("error", err.Error()))
 	}
 	s.leased = false
 	s.outcome = string(run.State)

@@ -77,12 +77,19 @@ func TestSyncFirstPullThenChanges(t *testing.T) {
 	w := e.writeOps()
 	t.Logf("10 changes: DynamoDB writes %v", w)
 	// 10 relationships + 10 change events, in one BatchWriteItem; the run
-	// (create, running) and account (lease, finish + lease release) items.
-	if w["batchItems"] != 20 || w["BatchWriteItem"] != 1 {
-		t.Fatalf("relationship writes %v, want 20 items (10 relationships + 10 changes) in 1 call", w)
+	// (create, running) and account (lease taken; finish releases it in the
+	// same transaction) items.
+	// Change events are written in batches of their own before the
+	// relationships (a failed batch must not leave a relationship updated
+	// without its change event): 2 calls.
+	if w["batchItems"] != 20 || w["BatchWriteItem"] != 2 {
+		t.Fatalf("relationship writes %v, want 20 items (10 changes, then 10 relationships) in 2 calls", w)
 	}
-	if w["PutItem"] != 2 || w["UpdateItem"] != 2 || w["TransactWriteItems"] != 1 || w["DeleteItem"] != 0 {
-		t.Fatalf("run/account writes %v, want 2 PutItem (run created, running), 2 UpdateItem (lease taken, released), 1 transaction (finish)", w)
+	if w["PutItem"] != 2 || w["UpdateItem"] != 1 || w["TransactWriteItems"] != 1 || w["DeleteItem"] != 0 {
+		t.Fatalf("run/account writes %v, want 2 PutItem (run created, running), 1 UpdateItem (lease taken), 1 transaction (finish + lease release)", w)
+	}
+	if acct, err := e.store.GetAccount(e.ctx, "t1", network); err != nil || acct.LeaseRunID != "" {
+		t.Fatalf("lease after the run: %+v %v, want released", acct, err)
 	}
 	changes, _, err := e.store.ListChanges(e.ctx, "t1", network, time.Time{}, 100, "")
 	if err != nil {
