@@ -3,7 +3,6 @@ package dynamo
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -11,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/merchantsync/merchantsync/internal/backoff"
 	"github.com/merchantsync/merchantsync/internal/merchantsync"
 )
 
@@ -281,7 +281,7 @@ func (s *Store) WriteRelationships(ctx context.Context, rels []merchantsync.Rela
 		reqs = reqs[n:]
 		for attempt := 0; len(chunk) > 0; attempt++ {
 			if attempt > 0 {
-				if err := sleep(ctx, backoff(attempt)); err != nil {
+				if err := backoff.Sleep(ctx, backoff.Jitter(attempt, unprocessedBaseDelay, unprocessedMaxDelay)); err != nil {
 					return stats, wrap("write relationships", err)
 				}
 			}
@@ -298,24 +298,4 @@ func (s *Store) WriteRelationships(ctx context.Context, rels []merchantsync.Rela
 		}
 	}
 	return stats, nil
-}
-
-// backoff is exponential with full jitter: uniform in [0, min(max, base·2^attempt)).
-func backoff(attempt int) time.Duration {
-	d := unprocessedMaxDelay
-	if attempt < 16 {
-		d = min(unprocessedMaxDelay, unprocessedBaseDelay<<attempt)
-	}
-	return time.Duration(rand.Int64N(int64(d)) + 1)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -206,6 +206,15 @@ func parseLimit(r *Request) (int, error) {
 	return n, nil
 }
 
+// parsePage reads the limit and cursor every list route takes.
+func parsePage(r *Request) (limit int, cursor string, err error) {
+	if limit, err = parseLimit(r); err != nil {
+		return 0, "", err
+	}
+	cursor, err = parseCursor(r)
+	return limit, cursor, err
+}
+
 func parseCursor(r *Request) (string, error) {
 	c := r.Query["cursor"]
 	if len(c) > 1024 {
@@ -215,11 +224,7 @@ func parseCursor(r *Request) (string, error) {
 }
 
 func (a *API) listRuns(ctx context.Context, r *Request) (int, any, error) {
-	limit, err := parseLimit(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	cursor, err := parseCursor(r)
+	limit, cursor, err := parsePage(r)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -250,11 +255,7 @@ func (a *API) getRun(ctx context.Context, r *Request) (int, any, error) {
 }
 
 func (a *API) listRelationships(ctx context.Context, r *Request) (int, any, error) {
-	limit, err := parseLimit(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	cursor, err := parseCursor(r)
+	limit, cursor, err := parsePage(r)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -287,11 +288,7 @@ func (a *API) listRelationships(ctx context.Context, r *Request) (int, any, erro
 }
 
 func (a *API) listChanges(ctx context.Context, r *Request) (int, any, error) {
-	limit, err := parseLimit(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	cursor, err := parseCursor(r)
+	limit, cursor, err := parsePage(r)
 	if err != nil {
 		return 0, nil, err
 	}

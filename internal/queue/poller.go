@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/merchantsync/merchantsync/internal/backoff"
 )
 
 // Poller emulates Lambda's SQS event source mapping for the local stack:
@@ -66,25 +68,25 @@ func (p *Poller) Run(ctx context.Context) error {
 				break
 			}
 			log.Error("poller: reading the queue ARN", "err", err)
-			if sleep(ctx, time.Second) != nil {
+			if backoff.Sleep(ctx, time.Second) != nil {
 				return nil
 			}
 		}
 	}
-	backoff := 100 * time.Millisecond
+	wait := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		if _, err := p.PollOnce(ctx, arn); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			log.Error("poller: receive", "err", err)
-			if sleep(ctx, backoff) != nil {
+			if backoff.Sleep(ctx, wait) != nil {
 				return nil
 			}
-			backoff = min(backoff*2, 5*time.Second)
+			wait = min(wait*2, 5*time.Second)
 			continue
 		}
-		backoff = 100 * time.Millisecond
+		wait = 100 * time.Millisecond
 	}
 	return nil
 }

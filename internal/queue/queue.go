@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/merchantsync/merchantsync/internal/backoff"
 	"github.com/merchantsync/merchantsync/internal/merchantsync"
 )
 
@@ -195,7 +195,7 @@ func (q *Queue) sendChunk(ctx context.Context, reqs []merchantsync.SyncRequest, 
 			if attempt >= maxAttempts {
 				break
 			}
-			if err := sleep(ctx, q.backoff(attempt)); err != nil {
+			if err := backoff.Sleep(ctx, q.delay(attempt)); err != nil {
 				return st, final, fmt.Errorf("queue: retrying %d failed entries: %w", len(pending), err)
 			}
 			st.Retried += len(pending)
@@ -277,9 +277,9 @@ func sortFailed(f []FailedEntry) {
 	}
 }
 
-// backoff returns the wait before attempt n (n ≥ 1): full jitter over
+// delay returns the wait before attempt n (n ≥ 1): full jitter over
 // BaseDelay·2^(n-1), capped at MaxDelay.
-func (q *Queue) backoff(n int) time.Duration {
+func (q *Queue) delay(n int) time.Duration {
 	base, maxd := q.BaseDelay, q.MaxDelay
 	if base <= 0 {
 		base = 100 * time.Millisecond
@@ -287,22 +287,7 @@ func (q *Queue) backoff(n int) time.Duration {
 	if maxd <= 0 {
 		maxd = 5 * time.Second
 	}
-	d := base << min(n-1, 20)
-	if d > maxd || d <= 0 {
-		d = maxd
-	}
-	return time.Duration(rand.Int64N(int64(d)) + 1)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return backoff.Jitter(n-1, base, maxd)
 }
 
 // encode validates req and returns its JSON body.

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/merchantsync/merchantsync/internal/backoff"
 )
 
 // DefaultBaseURL is Rakuten's API host.
@@ -105,7 +107,7 @@ func New(cfg Config) *Client {
 		c.maxRetries = 8
 	}
 	if c.sleep == nil {
-		c.sleep = sleepCtx
+		c.sleep = backoff.Sleep
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -128,20 +130,6 @@ func defaultHTTPClient() *http.Client {
 	// The overall timeout is a backstop; callers bound calls with their
 	// context (a Lambda's deadline).
 	return &http.Client{Transport: t, Timeout: 2 * time.Minute}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // limiter returns the limiter for one credential (client id + SID): Rakuten

@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/merchantsync/merchantsync/internal/backoff"
 	"github.com/merchantsync/merchantsync/internal/merchantsync"
 )
 
@@ -212,7 +213,7 @@ func (s *Store) Put(ctx context.Context, tenant, network string, sec Secret) err
 		}
 		if scheduledForDeletion(err) && attempt < retries {
 			// A force-deleted secret disappears asynchronously; wait for it.
-			if werr := sleep(ctx, delay<<attempt); werr != nil {
+			if werr := backoff.Sleep(ctx, delay<<attempt); werr != nil {
 				return fmt.Errorf("secrets: put %s: %w", name, werr)
 			}
 			continue
@@ -355,17 +356,6 @@ func optional(s string) *string {
 		return nil
 	}
 	return &s
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 func sha256Hex(s string) string {
