@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
@@ -113,4 +114,17 @@ func skOf(item map[string]types.AttributeValue) string {
 		return v.Value
 	}
 	return ""
+}
+
+// accountUpdate is an UpdateItem of tenant's network account item with e's
+// update and condition expressions.
+func (s *Store) accountUpdate(tenant, network string, e *expr) *dynamodb.UpdateItemInput {
+	return &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(s.table),
+		Key:                       keyOf(pkTenant(tenant), skAccount(network)),
+		UpdateExpression:          e.update(),
+		ConditionExpression:       e.condition(),
+		ExpressionAttributeNames:  e.nameMap(),
+		ExpressionAttributeValues: e.valueMap(),
+	}
 }

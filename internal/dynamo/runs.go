@@ -256,15 +256,9 @@ func (s *Store) AcquireLease(ctx context.Context, tenant, network, runID string,
 		e.n("leaseRunId"), e.n("leaseUntil"), e.v(avN(now.UnixMilli())), e.n("leaseRunId"), e.v(avS(runID)))
 	e.set("leaseRunId", avS(runID))
 	e.set("leaseUntil", avN(until.UnixMilli()))
-	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                           aws.String(s.table),
-		Key:                                 keyOf(pkTenant(tenant), skAccount(network)),
-		UpdateExpression:                    e.update(),
-		ConditionExpression:                 e.condition(),
-		ExpressionAttributeNames:            e.nameMap(),
-		ExpressionAttributeValues:           e.valueMap(),
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
+	in := s.accountUpdate(tenant, network, e)
+	in.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
+	_, err := s.client.UpdateItem(ctx, in)
 	if err == nil {
 		return true, nil
 	}
@@ -289,14 +283,7 @@ func (s *Store) ReleaseLease(ctx context.Context, tenant, network, runID string)
 	e := newExpr()
 	e.cond("%s = %s", e.n("leaseRunId"), e.v(avS(runID)))
 	e.remove("leaseRunId", "leaseUntil")
-	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(s.table),
-		Key:                       keyOf(pkTenant(tenant), skAccount(network)),
-		UpdateExpression:          e.update(),
-		ConditionExpression:       e.condition(),
-		ExpressionAttributeNames:  e.nameMap(),
-		ExpressionAttributeValues: e.valueMap(),
-	})
+	_, err := s.client.UpdateItem(ctx, s.accountUpdate(tenant, network, e))
 	if isConditionFailed(err) {
 		return nil
 	}

@@ -224,14 +224,9 @@ func (s *Store) SaveIDs(ctx context.Context, tenant, network, affiliateID, siteI
 	e.set("updatedAt", avS(fmtTime(now)))
 	e.setRaw(e.n("connected") + " = if_not_exists(" + e.n("connected") + ", " + e.v(avBool(false)) + ")")
 	e.setRaw(e.n("state") + " = if_not_exists(" + e.n("state") + ", " + e.v(avS(string(merchantsync.StateIDsSaved))) + ")")
-	res, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(s.table),
-		Key:                       keyOf(pkTenant(tenant), skAccount(network)),
-		UpdateExpression:          e.update(),
-		ExpressionAttributeNames:  e.nameMap(),
-		ExpressionAttributeValues: e.valueMap(),
-		ReturnValues:              types.ReturnValueAllNew,
-	})
+	in := s.accountUpdate(tenant, network, e)
+	in.ReturnValues = types.ReturnValueAllNew
+	res, err := s.client.UpdateItem(ctx, in)
 	if err != nil {
 		return nil, wrap("save ids", err)
 	}
@@ -321,14 +316,7 @@ func (s *Store) MarkDisconnected(ctx context.Context, tenant, network string, no
 	e.set("updatedAt", avS(fmtTime(now)))
 	e.remove("username", "connectedAt", "activeRunId")
 	setDue(e, tenant, network, false)
-	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(s.table),
-		Key:                       keyOf(pkTenant(tenant), skAccount(network)),
-		UpdateExpression:          e.update(),
-		ConditionExpression:       e.condition(),
-		ExpressionAttributeNames:  e.nameMap(),
-		ExpressionAttributeValues: e.valueMap(),
-	})
+	_, err := s.client.UpdateItem(ctx, s.accountUpdate(tenant, network, e))
 	if isConditionFailed(err) {
 		return nil
 	}
