@@ -128,3 +128,15 @@ func (s *Store) accountUpdate(tenant, network string, e *expr) *dynamodb.UpdateI
 		ExpressionAttributeValues: e.valueMap(),
 	}
 }
+
+// accountTxUpdate is the same update as one item of a TransactWriteItems.
+func (s *Store) accountTxUpdate(tenant, network string, e *expr) *types.Update {
+	return &types.Update{
+		TableName:                 aws.String(s.table),
+		Key:                       keyOf(pkTenant(tenant), skAccount(network)),
+		UpdateExpression:          e.update(),
+		ConditionExpression:       e.condition(),
+		ExpressionAttributeNames:  e.nameMap(),
+		ExpressionAttributeValues: e.valueMap(),
+	}
+}

@@ -216,14 +216,7 @@ func (s *Store) StartManualRun(ctx context.Context, run merchantsync.Run, now ti
 		e.set("activeRunId", avS(run.RunID))
 		_, err = s.client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
 			{Put: p},
-			{Update: &types.Update{
-				TableName:                 aws.String(s.table),
-				Key:                       keyOf(pkTenant(run.TenantID), skAccount(run.Network)),
-				UpdateExpression:          e.update(),
-				ConditionExpression:       e.condition(),
-				ExpressionAttributeNames:  e.nameMap(),
-				ExpressionAttributeValues: e.valueMap(),
-			}},
+			{Update: s.accountTxUpdate(run.TenantID, run.Network, e)},
 			s.settingsCheck(st, saved),
 		}})
 		if err == nil {
@@ -360,14 +353,7 @@ func (s *Store) FinishRun(ctx context.Context, run merchantsync.Run, upd Account
 		}
 		_, err = s.client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
 			{Put: p},
-			{Update: &types.Update{
-				TableName:                 aws.String(s.table),
-				Key:                       keyOf(pkTenant(run.TenantID), skAccount(run.Network)),
-				UpdateExpression:          e.update(),
-				ConditionExpression:       e.condition(),
-				ExpressionAttributeNames:  e.nameMap(),
-				ExpressionAttributeValues: e.valueMap(),
-			}},
+			{Update: s.accountTxUpdate(run.TenantID, run.Network, e)},
 		}})
 		if err == nil {
 			return nil

@@ -170,13 +170,7 @@ func (s *Store) dueUpdate(tenant, network string, a *merchantsync.Account, due b
 	e.cond("%s = %s", e.n("state"), e.v(avS(string(a.State))))
 	e.cond("%s = %s", e.n("affiliateId"), e.v(avS(a.AffiliateID)))
 	setDue(e, tenant, network, due)
-	return types.TransactWriteItem{Update: &types.Update{
-		TableName: aws.String(s.table), Key: key,
-		UpdateExpression:          e.update(),
-		ConditionExpression:       e.condition(),
-		ExpressionAttributeNames:  e.nameMap(),
-		ExpressionAttributeValues: e.valueMap(),
-	}}
+	return types.TransactWriteItem{Update: s.accountTxUpdate(tenant, network, e)}
 }
 
 func setDue(e *expr, tenant, network string, due bool) {
@@ -278,14 +272,7 @@ func (s *Store) MarkConnected(ctx context.Context, tenant, network, siteID, user
 		}
 		setDue(e, tenant, network, st.Enabled)
 		_, err = s.client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-			{Update: &types.Update{
-				TableName:                 aws.String(s.table),
-				Key:                       keyOf(pkTenant(tenant), skAccount(network)),
-				UpdateExpression:          e.update(),
-				ConditionExpression:       e.condition(),
-				ExpressionAttributeNames:  e.nameMap(),
-				ExpressionAttributeValues: e.valueMap(),
-			}},
+			{Update: s.accountTxUpdate(tenant, network, e)},
 			s.settingsCheck(st, saved),
 		}})
 		if err == nil {
