@@ -184,6 +184,7 @@ func FuzzTokenResponse(f *testing.F) {
 		`{"expires_in":"soon","access_token":"{{json}}"}`,
 		`{"expires_in":true,"access_token":"at-1"}`,
 		`{"expires_in":-5,"access_token":"at-1"}`,
+		`{"eXpires_in":1,"ACCess_token":"0"}`,
 		`{"expires_in":1e10,"access_token":"at-1"}`,
 		`{"expires_in":9223372036854775807,"access_token":"at-1"}`,
 		`{"expires_in":"NaN","access_token":"at-1"}`,

@@ -269,6 +269,35 @@ func TestExpiresInMissingAssumesHour(t *testing.T) {
 	}
 }
 
+// A lifetime shorter than the early-refresh margin is floored at a minute:
+// otherwise the fresh token would count as expired at once and every call
+// would refresh (found by FuzzTokenResponse with expires_in 1).
+func TestExpiresInTooShortIsFloored(t *testing.T) {
+	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		expiresIn string
+		want      time.Duration
+	}{
+		{"1", time.Minute},
+		{`"30"`, time.Minute},
+		{"59", time.Minute},
+		{"60", time.Minute},
+		{"61", 61 * time.Second},
+		{"3600", time.Hour},
+	} {
+		e := newEnv(t, func(c *rakuten.Config) { c.Now = func() time.Time { return now } })
+		e.sb.Inject(sandbox.Fault{Endpoint: sandbox.EndpointToken, Status: 200,
+			Body: `{"access_token":"at-1","refresh_token":"rt-1","expires_in":` + tc.expiresIn + `}`})
+		tok, err := e.c.PasswordGrant(context.Background(), e.cr, account.Username, account.Password)
+		if err != nil {
+			t.Fatalf("expires_in %s: %v", tc.expiresIn, err)
+		}
+		if got := tok.Expiry.Sub(now); got != tc.want {
+			t.Errorf("expires_in %s: lifetime %v, want %v", tc.expiresIn, got, tc.want)
+		}
+	}
+}
+
 func TestTokenSourceRefreshPersistsFirst(t *testing.T) {
 	e := newEnv(t)
 	first := e.login(t)

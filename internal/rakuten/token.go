@@ -193,6 +193,10 @@ const defaultExpiresIn = 3600
 // treated as missing.
 const maxExpiresIn = 366 * 24 * 3600
 
+// minExpiresIn floors expires_in at twice the early-refresh margin, so a
+// token just obtained is always valid for at least one request.
+const minExpiresIn = int64(2 * expiryDelta / time.Second)
+
 // tokenOnce sends one token request; every error is an *Error.
 func (c *Client) tokenOnce(ctx context.Context, req *http.Request, secrets []string) (*Token, *Error) {
 	resp, err := c.send(ctx, req)
@@ -218,10 +222,17 @@ func (c *Client) tokenOnce(ctx context.Context, req *http.Request, secrets []str
 		return nil, &Error{Kind: KindBadResponse, HTTPStatus: resp.status, Message: "token response has no access_token"}
 	}
 	exp := int64(tr.ExpiresIn)
-	if exp <= 0 || exp > maxExpiresIn {
+	switch {
+	case exp <= 0 || exp > maxExpiresIn:
 		// Missing, or so large that the expiry would overflow time.Duration
 		// and land in the past: assume the usual hour.
 		exp = defaultExpiresIn
+	case exp < minExpiresIn:
+		// A lifetime inside the early-refresh margin would make the fresh
+		// token count as expired at once, so every call would refresh (and
+		// rotate the refresh token). Floor it: if the token really expires
+		// sooner, Rakuten answers 401 and the client refreshes once.
+		exp = minExpiresIn
 	}
 	return &Token{
 		AccessToken:  tr.AccessToken,
