@@ -96,10 +96,13 @@ func (s *Store) AllRelationships(ctx context.Context, tenant, network string) ([
 	if err := validateKey(tenant, network); err != nil {
 		return nil, err
 	}
+	proj, names := relProjection()
+	names["#pk"], names["#sk"] = AttrPK, AttrSK
 	in := &dynamodb.QueryInput{
 		TableName:                aws.String(s.table),
 		KeyConditionExpression:   aws.String("#pk = :pk AND begins_with(#sk, :prefix)"),
-		ExpressionAttributeNames: map[string]string{"#pk": AttrPK, "#sk": AttrSK},
+		ExpressionAttributeNames: names,
+		ProjectionExpression:     aws.String(proj),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":pk": avS(pkTenant(tenant)), ":prefix": avS(relPrefix(network)),
 		},
@@ -113,11 +116,11 @@ func (s *Store) AllRelationships(ctx context.Context, tenant, network string) ([
 			return nil, wrap("all relationships", err)
 		}
 		for _, item := range res.Items {
-			var it relItem
-			if err := attributevalue.UnmarshalMap(item, &it); err != nil {
+			r, err := relFromItem(tenant, network, item)
+			if err != nil {
 				return nil, wrap("all relationships", err)
 			}
-			out = append(out, it.domain())
+			out = append(out, r)
 		}
 	}
 	return out, nil
