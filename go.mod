@@ -14,6 +14,7 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/sqs v1.53.0
 	github.com/aws/smithy-go v1.28.9
 	github.com/getkin/kin-openapi v0.153.0
+	github.com/go-json-experiment/json v1.27.2
 	github.com/sirupsen/logrus v1.9.4
 	golang.org/x/oauth2 v0.33.0
 	golang.org/x/time v0.16.0

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -281,6 +282,17 @@ func FuzzPartnershipsPage(f *testing.F) {
 		`{"partnerships":[{"advertiser":{"id":1.5,"name":"{{json}}"},"status":"{{json}}"}]}`,
 		`{"partnerships":null}`, `{"partnerships":{}}`, `{}`, `{} {}`, `{"partnerships":[` + "\n",
 		`[]`, `null`, `""`, "",
+		// Where encoding/json/v2 differs from encoding/json by default.
+		`{"Partnerships":[{"ADVERTISER":{"Id":7,"NAME":"Case"},"Status":"active","STATUS_UPDATE_DATETIME":"2024-05-06T07:08:09Z"}]}`,
+		`{"partnerships":[{"advertiser":{"id":1},"advertiser":{"name":"dup"},"status":"active","status":"declined"}]}`,
+		`{"partnerships":[{"advertiser":{"id":1}}],"partnerships":[{"advertiser":{"id":2}}]}`,
+		"{\"partnerships\":[{\"advertiser\":{\"id\":3,\"name\":\"bad \xff\xfe utf8\"},\"status\":\"act\xc3ive\"}]}",
+		`{"partnerships":[{"advertiser":{"id":4,"name":"\ud800 lone \udc00 surrogates"}}]}`,
+		`{"partnerships":[{"adv\u0065rtiser":{"\u0069d":5},"\u0073tatus":"active"}]}`,
+		"{\"partnerships\":[{\"advertiser\":{\"id\":6},\"\u017ftatus\":\"long s\",\"status_update_datetime\":\"x\"}]}",
+		"{\"partnerships\":[{\"advertiser\":{\"id\":6,\"name\":\"\u212a\"},\"status_update_date\u212aime\":1}]}",
+		`{"partnerships":[{"advertiser":{"id":8},"status_update_datetime":"2024-02-30T00:00:00Z"}]}`,
+		`{"partnerships":[{"advertiser":{"id":9},"status-update-datetime":"2024-05-06T07:08:09Z","statusupdatedatetime":"x"}]}`,
 	} {
 		f.Add(200, "application/json", b, "")
 	}
@@ -299,6 +311,12 @@ func FuzzPartnershipsPage(f *testing.F) {
 		// What Partnerships does with a 2xx page.
 		p, err := decodePartnerships(&response{status: status, header: h, body: body})
 		err = ts.scrub(err)
+		if err != nil && sniff(body) == '{' {
+			var v1 partnershipsPage
+			if json.Unmarshal(body, &v1) == nil {
+				t.Fatalf("%q: v2 refused what encoding/json reads (%+v): %v", body, v1, err)
+			}
+		}
 		if err != nil {
 			if p != nil {
 				t.Fatalf("page %+v with error %v", p, err)
@@ -315,6 +333,12 @@ func FuzzPartnershipsPage(f *testing.F) {
 		}
 		if sniff(body) != '{' || !json.Valid(body) {
 			t.Fatalf("accepted %q as a page", body)
+		}
+		// Pages are decoded with encoding/json/v2 set to read what
+		// encoding/json reads: check it does.
+		var v1 partnershipsPage
+		if err := json.Unmarshal(body, &v1); err != nil || !reflect.DeepEqual(&v1, p) {
+			t.Fatalf("%q: v2 decoded %+v; encoding/json %+v, %v", body, p, v1, err)
 		}
 		var st PullStats
 		items := p.partnerships(&st)
@@ -416,4 +440,31 @@ func TestFlexIntOutOfRange(t *testing.T) {
 	if err := n.UnmarshalJSON([]byte(`"3600"`)); err != nil || n != 3600 {
 		t.Errorf(`"3600" = %d, %v`, n, err)
 	}
+}
+
+// FuzzFlexTime: the no-allocation path for "2006-01-02T15:04:05Z" reads
+// exactly what the general path (JSON string, then time.Parse over the
+// accepted layouts) reads, whenever it accepts an input.
+func FuzzFlexTime(f *testing.F) {
+	for _, s := range []string{"2024-05-06T07:08:09Z", "2024-02-29T00:00:00Z", "2023-02-29T00:00:00Z",
+		"2024-04-31T23:59:59Z", "2024-13-01T00:00:00Z", "2024-00-10T24:00:00Z", "2024-05-06T07:08:60Z",
+		"0000-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "2024-05-06T07:08:09z", "+024-05-06T07:08:09Z"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b := []byte(`"` + s + `"`)
+		fast, ok := parseUTCSeconds(b)
+		if !ok {
+			return
+		}
+		var slow flexTime
+		if str, plain := plainJSONString(b); !plain {
+			t.Fatalf("fast path accepted %q, which is not a plain JSON string", s)
+		} else if v, err := time.Parse(time.RFC3339Nano, str); err != nil || !v.UTC().Equal(fast) || v.UTC() != fast {
+			t.Fatalf("%q: fast %v, time.Parse %v (%v)", s, fast, v, err)
+		}
+		if err := slow.UnmarshalJSON(b); err != nil || time.Time(slow) != fast {
+			t.Fatalf("%q: UnmarshalJSON %v, %v; want %v", s, time.Time(slow), err, fast)
+		}
+	})
 }

@@ -2,6 +2,7 @@ package rakuten
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -16,6 +17,9 @@ func TestFlexInt(t *testing.T) {
 	}{
 		{`3600`, 3600, true}, {`"3600"`, 3600, true}, {`" 3600 "`, 3600, true}, {`3600.0`, 3600, true},
 		{`null`, 0, true}, {`""`, 0, true}, {`"soon"`, 0, false}, {`true`, 0, false},
+		// Past the no-allocation path (18 digits): still read exactly.
+		{`123456789012345678`, 123456789012345678, true}, {`1234567890123456789`, 1234567890123456789, true},
+		{`"\u0033600"`, 3600, true}, {`0`, 0, true}, {`-7`, -7, true},
 	}
 	for _, tt := range tests {
 		var v struct {
@@ -30,13 +34,14 @@ func TestFlexInt(t *testing.T) {
 
 func TestFlexTime(t *testing.T) {
 	want := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
-	for _, in := range []string{`"2024-05-06T07:08:09Z"`, `"2024-05-06T09:08:09+02:00"`, `"2024-05-06 07:08:09"`, `"2024-05-06T07:08:09"`} {
+	for _, in := range []string{`"2024-05-06T07:08:09Z"`, `"2024-05-06T09:08:09+02:00"`, `"2024-05-06 07:08:09"`, `"2024-05-06T07:08:09"`,
+		`"2024-05-06T07:08:09\u005a"`, `"2024-05-06T07:08:09\u002B00:00"`} { // escapes take the slow path
 		var v flexTime
 		if err := json.Unmarshal([]byte(in), &v); err != nil || !time.Time(v).Equal(want) {
 			t.Errorf("flexTime(%s) = %v, %v", in, time.Time(v), err)
 		}
 	}
-	for _, in := range []string{`null`, `""`, `"yesterday"`, `12`} {
+	for _, in := range []string{`null`, `""`, `"yesterday"`, `12`, `"2024-05-06T07:08:09Z\n"`, `"2024-05-06T07:08:09Ž"`} {
 		var v flexTime
 		if err := json.Unmarshal([]byte(in), &v); err != nil || !time.Time(v).IsZero() {
 			t.Errorf("flexTime(%s) = %v, %v; want zero, nil", in, time.Time(v), err)
@@ -152,4 +157,37 @@ func TestBackoff(t *testing.T) {
 	if d := c.backoff(1, time.Hour); d != 10*time.Second {
 		t.Fatalf("Retry-After not capped: %v", d)
 	}
+}
+
+// BenchmarkDecodePartnershipsPage is the client's CPU per page of 200
+// merchants, without HTTP: the part of a sync that grows with merchants.
+func BenchmarkDecodePartnershipsPage(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString(`{"_metadata":{"api_name_version":"v1","page":1,"limit":200,"total":10000,` +
+		`"_links":{"self":"/v1/partnerships?page=1&limit=200","next":"/v1/partnerships?page=2&limit=200"}},"partnerships":[`)
+	for i := range 200 {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		// The sandbox's shape (rakuten-api.md).
+		fmt.Fprintf(&sb, `{"advertiser":{"id":%d,"network":1,"name":"Merchant %d","status":"active",`+
+			`"categories":["Apparel","Shoes"],"details":{"url":"https://www.example.com/m/%d"}},"status":"active",`+
+			`"status_update_datetime":"2024-05-06T07:08:09Z","approve_datetime":"2024-05-06T07:08:09Z",`+
+			`"apply_datetime":"2024-04-30T01:02:03Z"}`, 40000+i, i, 40000+i)
+	}
+	sb.WriteString(`]}`)
+	resp := &response{status: 200, header: http.Header{"Content-Type": {"application/json"}}, body: []byte(sb.String())}
+	b.SetBytes(int64(len(resp.body)))
+	b.ReportAllocs()
+	var st PullStats
+	for b.Loop() {
+		p, err := decodePartnerships(resp)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n := len(p.partnerships(&st)); n != 200 {
+			b.Fatalf("%d partnerships", n)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/200, "ns/merchant")
 }

@@ -241,11 +241,32 @@ func (c *Client) tokenOnce(ctx context.Context, req *http.Request, secrets []str
 	}, nil
 }
 
+// smallDigits reads b when it is 1 to 18 ASCII digits, which always fit
+// an int64.
+func smallDigits(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var v int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	return v, true
+}
+
 // flexInt decodes a JSON number, a numeric string ("3600") or null: Rakuten
 // sends expires_in both ways and ids are safer read the same way.
 type flexInt int64
 
 func (n *flexInt) UnmarshalJSON(b []byte) error {
+	if v, ok := smallDigits(b); ok {
+		// The usual case (an id, a network, a lifetime): no allocation.
+		*n = flexInt(v)
+		return nil
+	}
 	s := strings.TrimSpace(string(b))
 	if s == "null" || s == `""` {
 		*n = 0
