@@ -200,13 +200,27 @@ func parseBody(b []byte) body {
 }
 
 func htmlTitle(b []byte) string {
-	lb := bytes.ToLower(b)
+	// Lower ASCII only: bytes.ToLower can change the length (invalid UTF-8
+	// becomes U+FFFD), and the indices below must hold in b too.
+	lb := lowerASCII(b)
 	i := bytes.Index(lb, []byte("<title>"))
 	j := bytes.Index(lb, []byte("</title>"))
 	if i >= 0 && j > i {
 		return "HTML page: " + strings.TrimSpace(string(b[i+len("<title>"):j]))
 	}
 	return "HTML page"
+}
+
+// lowerASCII is b with A–Z lowered, the same length as b.
+func lowerASCII(b []byte) []byte {
+	out := make([]byte, len(b))
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		out[i] = c
+	}
+	return out
 }
 
 func firstNonEmpty(ss ...string) string {
