@@ -125,6 +125,13 @@ type env struct {
 	smFake  *secretstest.Fake
 	secrets *secrets.Store
 	sb      *sandbox.Server
+	// sim is the sandbox connect seeds: sb, or for BenchmarkSync the
+	// sandbox in another process.
+	sim interface {
+		AddAccount(sandbox.Account)
+		SeedMerchants(siteID string, n int, seed int64)
+		ResetCalls()
+	}
 	gate    *gate
 	rk      *rakuten.Client
 	sleeps  *int64
@@ -159,23 +166,12 @@ func newEnv(t testing.TB) *env {
 
 	e.logger = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.sb = sandbox.New(sandbox.Options{Logger: e.logger})
+	e.sim = e.sb
 	srv := httptest.NewServer(e.gate.wrap(e.sb))
 	t.Cleanup(srv.Close)
 	var sleeps int64
 	e.sleeps = &sleeps
-	var sleepMu sync.Mutex
-	e.rk = rakuten.New(rakuten.Config{
-		BaseURL:           srv.URL,
-		RequestsPerMinute: -1,
-		Logger:            e.logger,
-		// Backoff without waiting: the tests assert on outcomes, never on time.
-		Sleep: func(ctx context.Context, d time.Duration) error {
-			sleepMu.Lock()
-			sleeps++
-			sleepMu.Unlock()
-			return ctx.Err()
-		},
-	})
+	e.rk = e.newRakuten(srv.URL)
 	e.engine = &Engine{
 		Store:   e.store,
 		Secrets: e.secrets,
@@ -185,6 +181,23 @@ func newEnv(t testing.TB) *env {
 		Metrics: NewMetrics(e.metrics),
 	}
 	return e
+}
+
+// newRakuten is the client the engine uses, against the sandbox at url.
+func (e *env) newRakuten(url string) *rakuten.Client {
+	var sleepMu sync.Mutex
+	return rakuten.New(rakuten.Config{
+		BaseURL:           url,
+		RequestsPerMinute: -1,
+		Logger:            e.logger,
+		// Backoff without waiting: the tests assert on outcomes, never on time.
+		Sleep: func(ctx context.Context, d time.Duration) error {
+			sleepMu.Lock()
+			*e.sleeps++
+			sleepMu.Unlock()
+			return ctx.Err()
+		},
+	})
 }
 
 // connect creates a tenant the way the API does: IDs saved, the password
@@ -204,9 +217,9 @@ func (e *env) connect(tenant string, n int) sandbox.Account {
 		Username:     "user-" + tenant,
 		Password:     "PASSWORD-" + tenant + "-pw",
 	}
-	e.sb.AddAccount(a)
+	e.sim.AddAccount(a)
 	if n > 0 {
-		e.sb.SeedMerchants(site, n, int64(e.nextSite))
+		e.sim.SeedMerchants(site, n, int64(e.nextSite))
 	}
 	now := e.clock.Now()
 	if _, err := e.store.SaveIDs(e.ctx, tenant, network, "lMh2Xiq9xN0", site, now); err != nil {
@@ -231,7 +244,7 @@ func (e *env) connect(tenant string, n int) sandbox.Account {
 	e.mu.Lock()
 	e.tenants[tenant] = a
 	e.mu.Unlock()
-	e.sb.ResetCalls()
+	e.sim.ResetCalls()
 	e.counter.Reset()
 	return a
 }
