@@ -323,17 +323,22 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 // Rakuten's reasons are shown to people; a gateway that echoes a request
 // must not turn into a leak.
 func scrub(s string, secrets []string) string {
+	// Collapse whitespace first: collapsing after redacting could join a
+	// near-copy ("ab  cd" for the secret "ab cd") into the secret itself.
+	s = strings.Join(strings.Fields(s), " ")
 	for _, sec := range secrets {
 		if sec == "" {
 			continue
 		}
 		// Also the form-encoded spelling, as a gateway echoing our request
-		// body would show it.
-		s = strings.ReplaceAll(s, sec, "[redacted]")
-		s = strings.ReplaceAll(s, url.QueryEscape(sec), "[redacted]")
+		// body would show it, and the secret's own collapsed form.
+		for _, form := range [...]string{sec, url.QueryEscape(sec), strings.Join(strings.Fields(sec), " ")} {
+			if form != "" {
+				s = strings.ReplaceAll(s, form, "[redacted]")
+			}
+		}
 	}
 	s = redactTokenLike(s)
-	s = strings.Join(strings.Fields(s), " ")
 	if len(s) > maxMessage {
 		cut := maxMessage
 		for cut > 0 && !utf8.RuneStart(s[cut]) {

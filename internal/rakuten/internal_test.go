@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -108,6 +109,21 @@ func TestScrub(t *testing.T) {
 	}
 	if !strings.HasSuffix(got, " end") || !strings.HasPrefix(got, "pw=[redacted]") {
 		t.Fatalf("scrub mangled the message: %q", got)
+	}
+	// Whitespace runs around or inside a secret: collapsing them must not
+	// rebuild the secret, and a secret with a run of spaces is redacted in
+	// its collapsed form too.
+	for _, tc := range []struct{ in, secret string }{
+		{"echo: pass  word!", "pass word"},
+		{"echo: pass\t\n word", "pass word"},
+		{"echo: pass word", "pass  word"},
+		{"echo: pass+word", "pass  word"},
+		{"echo:   pass   word  ", "pass word"},
+	} {
+		got := scrub(tc.in, []string{tc.secret})
+		if strings.Contains(got, "pass word") || strings.Contains(got, tc.secret) || strings.Contains(got, url.QueryEscape(tc.secret)) {
+			t.Errorf("scrub(%q, %q) = %q: the secret is readable", tc.in, tc.secret, got)
+		}
 	}
 	if got := scrub("Client Authentication failed for the given username and password.", nil); got != "Client Authentication failed for the given username and password." {
 		t.Fatalf("scrub changed a plain sentence: %q", got)
