@@ -41,7 +41,9 @@ test: deps
 ## dev: the whole system on 127.0.0.1 (API on $(LISTEN_ADDR)), no AWS account, no Docker
 dev: deps
 	@infra/scripts/openapi-lint.sh --build-docs >/dev/null 2>&1 || echo "(the rendered API reference was not built; /openapi.yaml is still served)"
-	LISTEN_ADDR=$(LISTEN_ADDR) $(GO) run ./infra/dev
+	@$(GO) build -o .cache/bin/dev ./infra/dev
+	@# exec: the dev binary's parent is make, so it stops when make does.
+	LISTEN_ADDR=$(LISTEN_ADDR) exec .cache/bin/dev
 
 lint: fmt vet
 

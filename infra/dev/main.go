@@ -14,8 +14,10 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
+	ctx, cancel := devstack.UntilOrphaned(ctx)
+	defer cancel()
 	root, _ := os.Getwd()
 	err := devstack.Run(ctx, devstack.Options{
 		ListenAddr: os.Getenv("LISTEN_ADDR"), RepoRoot: root, Log: os.Stderr, Out: os.Stdout,
