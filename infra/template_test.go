@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -216,6 +217,8 @@ func checkTemplate(tpl map[string]any, root string) []string {
 				}
 			}
 		}
+		problems = append(problems, checkGCTuning(tpl, id, fn)...)
+		problems = append(problems, checkGCTuning(tpl, id, fn)...)
 		for _, ev := range m(m(fn["Properties"])["Events"]) {
 			if t := m(ev)["Type"]; t == "SQS" {
 				bad("%s: SQS event: SAM adds a managed policy with Resource \"*\"; use an EventSourceMapping", id)
@@ -229,6 +232,26 @@ func checkTemplate(tpl map[string]any, root string) []string {
 	problems = append(problems, checkAlarms(tpl)...)
 	sort.Strings(problems)
 	return problems
+}
+
+// checkGCTuning: a function that raises GOGC must also set a GOMEMLIMIT
+// below its MemorySize, or a large sync could grow the heap past it.
+func checkGCTuning(tpl map[string]any, id string, fn map[string]any) []string {
+	vars := m(m(functionProp(tpl, fn, "Environment"))["Variables"])
+	gogc, limit := fmt.Sprint(vars["GOGC"]), fmt.Sprint(vars["GOMEMLIMIT"])
+	if vars["GOGC"] == nil || gogc == "100" {
+		return nil
+	}
+	mib, ok := strings.CutSuffix(limit, "MiB")
+	n, err := strconv.Atoi(mib)
+	mem, _ := strconv.Atoi(fmt.Sprint(functionProp(tpl, fn, "MemorySize")))
+	switch {
+	case vars["GOMEMLIMIT"] == nil || !ok || err != nil:
+		return []string{fmt.Sprintf("%s: GOGC %s needs GOMEMLIMIT in MiB, got %q", id, gogc, limit)}
+	case mem == 0 || n >= mem*9/10:
+		return []string{fmt.Sprintf("%s: GOMEMLIMIT %s must stay below 90%% of MemorySize %d", id, limit, mem)}
+	}
+	return nil
 }
 
 // checkSecretsAccess: only the credentials function creates or deletes
@@ -505,6 +528,12 @@ func TestTemplateCheckCatchesBreakage(t *testing.T) {
 		{"scheduler alarm on another function", func(tpl map[string]any) {
 			m(list(res(tpl, "SchedulerErrorsAlarm")["Dimensions"])[0])["Value"] = map[string]any{"Ref": "ApiFunction"}
 		}, "no AWS/Lambda Errors > 0 alarm on SchedulerFunction"},
+		{"GOGC raised without a memory limit", func(tpl map[string]any) {
+			delete(m(res(tpl, "SyncFunction")["Environment"])["Variables"].(map[string]any), "GOMEMLIMIT")
+		}, "SyncFunction: GOGC 400 needs GOMEMLIMIT"},
+		{"memory limit above MemorySize", func(tpl map[string]any) {
+			m(m(res(tpl, "SyncFunction")["Environment"])["Variables"])["GOMEMLIMIT"] = "600MiB"
+		}, "must stay below 90% of MemorySize"},
 		{"unconditional email subscription", func(tpl map[string]any) {
 			delete(m(m(tpl["Resources"])["AlarmEmailSubscription"]), "Condition")
 		}, "needs a Condition on a non-empty AlarmEmail"},

@@ -27,7 +27,11 @@ run() { # name package pattern benchtime
 
 run diff        ./internal/syncer 'BenchmarkDiff'                 20x
 run sync        ./internal/syncer 'BenchmarkSync/merchants=10000' 3x
-run sync50k     ./internal/syncer 'BenchmarkSync/merchants=50000' 1x
+# The sync function runs with GOGC=400 and GOMEMLIMIT=384MiB (template.yaml).
+GOGC=400 GOMEMLIMIT=384MiB run sync-gogc400 ./internal/syncer 'BenchmarkSync/merchants=10000' 3x
+GOGC=400 GOMEMLIMIT=384MiB run sync50k ./internal/syncer 'BenchmarkSync/merchants=50000' 1x
+run decodepage  ./internal/rakuten 'BenchmarkDecodePartnershipsPage' 200x
+run relitem     ./internal/dynamo  'BenchmarkRelFromItem'            20000x
 run scheduler   ./internal/syncer 'BenchmarkScheduler'            1x
 run relpage     ./internal/httpapi 'BenchmarkListRelationships'   50x
 run coldstart   ./infra            'BenchmarkColdStart'           20x
