@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/merchantsync/merchantsync/internal/dynamo"
 	"github.com/merchantsync/merchantsync/internal/merchantsync"
 	"github.com/merchantsync/merchantsync/internal/syncer"
 )
@@ -327,6 +328,59 @@ func checkTable(tpl map[string]any) []string {
 	if m(p["TimeToLiveSpecification"])["Enabled"] != true {
 		problems = append(problems, "Table: TTL must be on")
 	}
+	return append(problems, checkTableSchema(p)...)
+}
+
+// checkTableSchema: the deployed table is the one the store is tested on
+// (dynamo.CreateTableInput, which DynamoDB Local and make dev create):
+// attributes, keys, and each GSI's keys and projection.
+func checkTableSchema(p map[string]any) []string {
+	want := dynamo.CreateTableInput("t")
+	keys := func(v any) string {
+		var out []string
+		for _, k := range list(v) {
+			out = append(out, fmt.Sprint(m(k)["AttributeName"], ":", m(k)["KeyType"]))
+		}
+		return strings.Join(out, " ")
+	}
+	var problems []string
+	var attrs, wantAttrs []string
+	for _, a := range list(p["AttributeDefinitions"]) {
+		attrs = append(attrs, fmt.Sprint(m(a)["AttributeName"], ":", m(a)["AttributeType"]))
+	}
+	for _, a := range want.AttributeDefinitions {
+		wantAttrs = append(wantAttrs, *a.AttributeName+":"+string(a.AttributeType))
+	}
+	slices.Sort(attrs)
+	slices.Sort(wantAttrs)
+	if !slices.Equal(attrs, wantAttrs) {
+		problems = append(problems, fmt.Sprintf("Table: attributes %v, the store's schema has %v", attrs, wantAttrs))
+	}
+	var wantKeys []string
+	for _, k := range want.KeySchema {
+		wantKeys = append(wantKeys, *k.AttributeName+":"+string(k.KeyType))
+	}
+	if got := keys(p["KeySchema"]); got != strings.Join(wantKeys, " ") {
+		problems = append(problems, fmt.Sprintf("Table: key schema %s, the store's is %s", got, strings.Join(wantKeys, " ")))
+	}
+	gsis := map[string]string{}
+	for _, g := range list(p["GlobalSecondaryIndexes"]) {
+		gsis[fmt.Sprint(m(g)["IndexName"])] = keys(m(g)["KeySchema"]) + " " + fmt.Sprint(m(m(g)["Projection"])["ProjectionType"])
+	}
+	for _, g := range want.GlobalSecondaryIndexes {
+		var ks []string
+		for _, k := range g.KeySchema {
+			ks = append(ks, *k.AttributeName+":"+string(k.KeyType))
+		}
+		w := strings.Join(ks, " ") + " " + string(g.Projection.ProjectionType)
+		if got, ok := gsis[*g.IndexName]; !ok || got != w {
+			problems = append(problems, fmt.Sprintf("Table: GSI %s is %q, the store's is %q", *g.IndexName, got, w))
+		}
+		delete(gsis, *g.IndexName)
+	}
+	for name := range gsis {
+		problems = append(problems, fmt.Sprintf("Table: GSI %s is not in the store's schema", name))
+	}
 	return problems
 }
 
@@ -516,6 +570,14 @@ func TestTemplateCheckCatchesBreakage(t *testing.T) {
 			})
 		}, "ApiFunction: may not use secretsmanager:GetSecretValue"},
 		{"no retention", func(tpl map[string]any) { delete(res(tpl, "ApiLogGroup"), "RetentionInDays") }, "has no RetentionInDays"},
+		{"status index missing", func(tpl map[string]any) {
+			t := res(tpl, "Table")
+			t["GlobalSecondaryIndexes"] = list(t["GlobalSecondaryIndexes"])[:1]
+		}, "Table: GSI status"},
+		{"status index keys only", func(tpl map[string]any) {
+			g := list(res(tpl, "Table")["GlobalSecondaryIndexes"])[1]
+			m(m(g)["Projection"])["ProjectionType"] = "KEYS_ONLY"
+		}, `Table: GSI status is "relStatus:HASH SK:RANGE KEYS_ONLY"`},
 		{"no PITR", func(tpl map[string]any) { delete(res(tpl, "Table"), "PointInTimeRecoverySpecification") }, "PITR must be on"},
 		{"no authorizer", func(tpl map[string]any) { delete(res(tpl, "HttpApi"), "Auth") }, "JWT authorizer"},
 		{"DLQ alarm watches the sync queue", func(tpl map[string]any) {

@@ -98,6 +98,7 @@ type relItem struct {
 	LastSeenAt      string `dynamodbav:"lastSeenAt,omitempty"`
 	MissedPulls     int    `dynamodbav:"missedPulls"`
 	MissRunID       string `dynamodbav:"missRunId,omitempty"`
+	StatusKey       string `dynamodbav:"relStatus"` // IndexStatus partition key
 }
 
 type changeItem struct {
@@ -272,25 +273,7 @@ func newRelItem(r merchantsync.Relationship) relItem {
 		LastSeenAt:      fmtTime(r.LastSeenAt),
 		MissedPulls:     r.MissedPulls,
 		MissRunID:       r.MissRunID,
-	}
-}
-
-func (it *relItem) domain() merchantsync.Relationship {
-	return merchantsync.Relationship{
-		TenantID:        it.TenantID,
-		Network:         it.Network,
-		RegionNetwork:   it.RegionNetwork,
-		AdvertiserID:    it.AdvertiserID,
-		Name:            it.Name,
-		Status:          merchantsync.Status(it.Status),
-		RawStatus:       it.RawStatus,
-		Permanent:       it.Permanent,
-		ProgramStatus:   it.ProgramStatus,
-		StatusChangedAt: parseTime(it.StatusChangedAt),
-		FirstSeenAt:     parseTime(it.FirstSeenAt),
-		LastSeenAt:      parseTime(it.LastSeenAt),
-		MissedPulls:     it.MissedPulls,
-		MissRunID:       it.MissRunID,
+		StatusKey:       relStatusKey(r.TenantID, r.Network, r.Status),
 	}
 }
 

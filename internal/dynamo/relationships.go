@@ -38,9 +38,9 @@ type keyRange struct {
 
 // queryPage reads up to limit items of tenant's partition whose SK starts
 // with prefix (or lies in kr), newest first for runs and changes, ascending
-// for relationships, after the cursor SK start. filter, when set, is a
-// FilterExpression; pages it shortens are followed until limit items or the
-// end. next is the SK cursor of the last returned item when more may follow.
+// for relationships, after the cursor SK start. opts adjust the query (order,
+// an index whose range key is SK). next is the SK cursor of the last
+// returned item when more may follow.
 func (s *Store) queryPage(ctx context.Context, op, tenant, prefix, start string, limit int, kr *keyRange, opts ...func(*dynamodb.QueryInput)) ([]map[string]types.AttributeValue, string, error) {
 	in := &dynamodb.QueryInput{
 		TableName:                 aws.String(s.table),
@@ -56,21 +56,16 @@ func (s *Store) queryPage(ctx context.Context, op, tenant, prefix, start string,
 		in.KeyConditionExpression = aws.String("#pk = :pk AND begins_with(#sk, :prefix)")
 		in.ExpressionAttributeValues[":prefix"] = avS(prefix)
 	}
-	for _, o := range opts {
-		o(in)
-	}
-	filtered := in.FilterExpression != nil
 	if start != "" {
 		in.ExclusiveStartKey = keyOf(pkTenant(tenant), start)
+	}
+	for _, o := range opts {
+		o(in)
 	}
 	need := limit + 1 // one more tells whether a next page exists
 	var items []map[string]types.AttributeValue
 	for {
-		n := need - len(items)
-		if filtered && n < 100 {
-			n = 100 // a filter shortens pages: read ahead, trim below
-		}
-		in.Limit = aws.Int32(int32(n))
+		in.Limit = aws.Int32(int32(need - len(items)))
 		res, err := s.client.Query(ctx, in)
 		if err != nil {
 			return nil, "", wrap(op, err)
@@ -148,10 +143,20 @@ func (s *Store) ListRelationships(ctx context.Context, tenant, network string, s
 	}
 	opts := []func(*dynamodb.QueryInput){ascending}
 	if status != "" {
+		// One status: read IndexStatus (same order, same cursor) instead of
+		// filtering the whole account. Its reads are eventually consistent:
+		// a status changed a moment ago may show under the old one briefly.
+		key := relStatusKey(tenant, network, status)
 		opts = append(opts, func(in *dynamodb.QueryInput) {
-			in.FilterExpression = aws.String("#status = :status")
-			in.ExpressionAttributeNames["#status"] = "status"
-			in.ExpressionAttributeValues[":status"] = avS(string(status))
+			in.IndexName = aws.String(IndexStatus)
+			in.KeyConditionExpression = aws.String("#gpk = :gpk AND begins_with(#sk, :prefix)")
+			delete(in.ExpressionAttributeNames, "#pk")
+			delete(in.ExpressionAttributeValues, ":pk")
+			in.ExpressionAttributeNames["#gpk"] = AttrStatusKey
+			in.ExpressionAttributeValues[":gpk"] = avS(key)
+			if in.ExclusiveStartKey != nil {
+				in.ExclusiveStartKey[AttrStatusKey] = avS(key)
+			}
 		})
 	}
 	items, next, err := s.queryPage(ctx, "list relationships", tenant, prefix, start, limit, nil, opts...)
@@ -160,11 +165,11 @@ func (s *Store) ListRelationships(ctx context.Context, tenant, network string, s
 	}
 	out := make([]merchantsync.Relationship, 0, len(items))
 	for _, item := range items {
-		var it relItem
-		if err := attributevalue.UnmarshalMap(item, &it); err != nil {
+		r, err := relFromItem(tenant, network, item)
+		if err != nil {
 			return nil, "", wrap("list relationships", err)
 		}
-		out = append(out, it.domain())
+		out = append(out, r)
 	}
 	return out, next, nil
 }

@@ -14,7 +14,7 @@ import (
 // attributevalue's reflection at about a sixth of the sync's CPU: this file
 // decodes relationship items by hand instead, and the read asks DynamoDB
 // only for the attributes the sync uses (not PK, kind, tenantId, network,
-// which the caller already knows).
+// which the caller already knows, nor the index key relStatus).
 
 // relSyncAttrs are the attributes of a relationship item the sync needs.
 var relSyncAttrs = []string{

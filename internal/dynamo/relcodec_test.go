@@ -17,7 +17,7 @@ import (
 // caller knows: a field added to relItem and forgotten here would read as
 // its zero value on every sync.
 func TestRelProjectionCoversRelItem(t *testing.T) {
-	known := []string{"PK", "SK", "kind", "tenantId", "network"}
+	known := []string{"PK", "SK", "kind", "tenantId", "network", "relStatus"}
 	var want []string
 	rt := reflect.TypeFor[relItem]()
 	for i := range rt.NumField() {
@@ -118,4 +118,25 @@ func BenchmarkRelFromItem(b *testing.B) {
 			_ = it.domain()
 		}
 	})
+}
+
+// domain is the reflection-based decoding relFromItem replaced: the
+// oracle of TestRelFromItemMatchesAttributeValue.
+func (it *relItem) domain() merchantsync.Relationship {
+	return merchantsync.Relationship{
+		TenantID:        it.TenantID,
+		Network:         it.Network,
+		RegionNetwork:   it.RegionNetwork,
+		AdvertiserID:    it.AdvertiserID,
+		Name:            it.Name,
+		Status:          merchantsync.Status(it.Status),
+		RawStatus:       it.RawStatus,
+		Permanent:       it.Permanent,
+		ProgramStatus:   it.ProgramStatus,
+		StatusChangedAt: parseTime(it.StatusChangedAt),
+		FirstSeenAt:     parseTime(it.FirstSeenAt),
+		LastSeenAt:      parseTime(it.LastSeenAt),
+		MissedPulls:     it.MissedPulls,
+		MissRunID:       it.MissRunID,
+	}
 }

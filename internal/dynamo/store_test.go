@@ -2,6 +2,7 @@ package dynamo_test
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"sort"
@@ -34,12 +35,16 @@ func TestCreateTableSchema(t *testing.T) {
 	if got := keys(tab.KeySchema); got != "[PK:HASH SK:RANGE]" {
 		t.Errorf("key schema = %s", got)
 	}
-	if len(tab.GlobalSecondaryIndexes) != 1 {
-		t.Fatalf("GSIs = %d, want 1", len(tab.GlobalSecondaryIndexes))
+	gsis := map[string]string{}
+	for _, g := range tab.GlobalSecondaryIndexes {
+		gsis[*g.IndexName] = keys(g.KeySchema) + " " + string(g.Projection.ProjectionType)
 	}
-	g := tab.GlobalSecondaryIndexes[0]
-	if *g.IndexName != dynamo.IndexDue || keys(g.KeySchema) != "[duePK:HASH dueSK:RANGE]" || g.Projection.ProjectionType != types.ProjectionTypeKeysOnly {
-		t.Errorf("due index = %s %s %s", *g.IndexName, keys(g.KeySchema), g.Projection.ProjectionType)
+	want := map[string]string{
+		dynamo.IndexDue:    "[duePK:HASH dueSK:RANGE] KEYS_ONLY",
+		dynamo.IndexStatus: "[relStatus:HASH SK:RANGE] ALL",
+	}
+	if !maps.Equal(gsis, want) {
+		t.Errorf("GSIs = %v, want %v", gsis, want)
 	}
 	if tab.BillingModeSummary == nil || tab.BillingModeSummary.BillingMode != types.BillingModePayPerRequest {
 		t.Errorf("billing mode = %+v, want PAY_PER_REQUEST", tab.BillingModeSummary)
@@ -712,6 +717,46 @@ func TestListRelationships(t *testing.T) {
 		if f := merchantsync.ErrorField(err); f != bad.field {
 			t.Errorf("field = %q, want %q", f, bad.field)
 		}
+	}
+}
+
+// A status filter reads the status index: one Query for a page, however
+// few relationships have that status, and a relationship whose status
+// changes moves from one listing to the other.
+func TestListRelationshipsByStatusReadsOnlyMatches(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := ctx(t)
+	var rels []merchantsync.Relationship
+	for i := range 600 {
+		st := merchantsync.StatusJoined
+		if i%100 == 50 {
+			st = merchantsync.StatusDeclined
+		}
+		rels = append(rels, rel("t", 1, int64(i+1), st))
+	}
+	_, err := e.s.WriteRelationships(c, rels, nil)
+	must(t, err)
+	e.counter.Reset()
+	page, next, err := e.s.ListRelationships(c, "t", rk, merchantsync.StatusDeclined, 100, "")
+	must(t, err)
+	if len(page) != 6 || next != "" || page[0].AdvertiserID != 51 || page[5].AdvertiserID != 551 {
+		t.Fatalf("declined page: %d items, next %q: %+v", len(page), next, page)
+	}
+	if n := e.counter.Op("Query"); n != 1 {
+		t.Fatalf("a page of 6 declined among 600 took %d Query calls, want 1", n)
+	}
+
+	moved := rels[0] // joined → declined
+	moved.Status = merchantsync.StatusDeclined
+	_, err = e.s.WriteRelationships(c, []merchantsync.Relationship{moved}, nil)
+	must(t, err)
+	page, _, err = e.s.ListRelationships(c, "t", rk, merchantsync.StatusDeclined, 100, "")
+	must(t, err)
+	joined, _, err := e.s.ListRelationships(c, "t", rk, merchantsync.StatusJoined, 1, "")
+	must(t, err)
+	if len(page) != 7 || page[0].AdvertiserID != 1 || len(joined) != 1 || joined[0].AdvertiserID != 2 {
+		t.Fatalf("after 1 joined → declined: declined %d (first %d), first joined %+v", len(page), page[0].AdvertiserID, joined)
 	}
 }
 

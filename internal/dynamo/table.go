@@ -19,6 +19,13 @@ const (
 	AttrDuePK = "duePK" // GSI partition key (S): SYNC#<shard>
 	AttrDueSK = "dueSK" // GSI sort key (S): TENANT#<tenant>#NETWORK#<network>
 	AttrTTL   = "expiresAt"
+
+	// IndexStatus lists an account's relationships with one status, for
+	// GET relationships?status=: a filter on the table would read every
+	// relationship to find a few. Its range key is the table's SK, so
+	// pages come in the same order and cursors stay the same.
+	IndexStatus   = "status"
+	AttrStatusKey = "relStatus" // GSI partition key (S): TENANT#<tenant>#REL#<network>#<status>
 )
 
 // DueProjection is the projection type of the due index: the scheduler only
@@ -26,7 +33,8 @@ const (
 const DueProjection = types.ProjectionTypeKeysOnly
 
 // CreateTableInput is the production schema: on-demand billing, PK/SK string
-// keys, the sparse GSI IndexDue (duePK/dueSK, KEYS_ONLY). TTL on AttrTTL is
+// keys, the sparse GSI IndexDue (duePK/dueSK, KEYS_ONLY) and IndexStatus
+// (relStatus/SK, ALL). TTL on AttrTTL is
 // set separately (UpdateTimeToLive) by CreateTable.
 func CreateTableInput(name string) *dynamodb.CreateTableInput {
 	return &dynamodb.CreateTableInput{
@@ -37,6 +45,7 @@ func CreateTableInput(name string) *dynamodb.CreateTableInput {
 			{AttributeName: aws.String(AttrSK), AttributeType: types.ScalarAttributeTypeS},
 			{AttributeName: aws.String(AttrDuePK), AttributeType: types.ScalarAttributeTypeS},
 			{AttributeName: aws.String(AttrDueSK), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String(AttrStatusKey), AttributeType: types.ScalarAttributeTypeS},
 		},
 		KeySchema: []types.KeySchemaElement{
 			{AttributeName: aws.String(AttrPK), KeyType: types.KeyTypeHash},
@@ -49,6 +58,15 @@ func CreateTableInput(name string) *dynamodb.CreateTableInput {
 				{AttributeName: aws.String(AttrDueSK), KeyType: types.KeyTypeRange},
 			},
 			Projection: &types.Projection{ProjectionType: DueProjection},
+		}, {
+			IndexName: aws.String(IndexStatus),
+			KeySchema: []types.KeySchemaElement{
+				{AttributeName: aws.String(AttrStatusKey), KeyType: types.KeyTypeHash},
+				{AttributeName: aws.String(AttrSK), KeyType: types.KeyTypeRange},
+			},
+			// ALL: a listing needs every attribute, and a KEYS_ONLY index
+			// would cost a BatchGetItem per page.
+			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
 		}},
 	}
 }
