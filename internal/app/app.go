@@ -35,6 +35,7 @@ type Config struct {
 	SecretKMSKeyID   string  // SECRET_KMS_KEY_ID (optional)
 	RakutenBaseURL   string  // RAKUTEN_BASE_URL
 	RakutenPerMinute float64 // RAKUTEN_REQUESTS_PER_MINUTE
+	RakutenByStatus  bool    // RAKUTEN_PULL_BY_STATUS: one partnerships pull per partner_status
 	SyncHourUTC      int     // SYNC_HOUR_UTC: the daily schedule's hour, for nextSyncAt
 	LogLevel         slog.Level
 	AWS              aws.Config
@@ -63,6 +64,13 @@ func Load(ctx context.Context, getenv func(string) string, logOut io.Writer) (Co
 			return c, fmt.Errorf("RAKUTEN_REQUESTS_PER_MINUTE=%q: want a positive number", v)
 		}
 		c.RakutenPerMinute = f
+	}
+	if v := getenv("RAKUTEN_PULL_BY_STATUS"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return c, fmt.Errorf("RAKUTEN_PULL_BY_STATUS=%q: want true or false", v)
+		}
+		c.RakutenByStatus = b
 	}
 	if v := getenv("SYNC_HOUR_UTC"); v != "" {
 		h, err := strconv.Atoi(v)
@@ -139,7 +147,8 @@ func (c Config) Queue() *queue.Queue {
 
 // Rakuten returns the Rakuten API client.
 func (c Config) Rakuten() *rakuten.Client {
-	return rakuten.New(rakuten.Config{BaseURL: c.RakutenBaseURL, RequestsPerMinute: c.RakutenPerMinute})
+	return rakuten.New(rakuten.Config{BaseURL: c.RakutenBaseURL, RequestsPerMinute: c.RakutenPerMinute,
+		PullByStatus: c.RakutenByStatus})
 }
 
 func (c Config) schedule() httpapi.Schedule { return httpapi.DailyAt{Hour: c.SyncHourUTC} }

@@ -52,6 +52,9 @@ type Config struct {
 	Logger *slog.Logger
 	// UserAgent is sent on every request.
 	UserAgent string
+	// PullByStatus makes Partnerships pull each partner_status separately
+	// (RAKUTEN_PULL_BY_STATUS; see Partnerships).
+	PullByStatus bool
 }
 
 // Client talks to Rakuten. It is safe for concurrent use; its rate limiters
@@ -67,6 +70,7 @@ type Client struct {
 	now        func() time.Time
 	log        *slog.Logger
 	ua         string
+	byStatus   bool
 
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter
@@ -84,6 +88,7 @@ func New(cfg Config) *Client {
 		now:        cfg.Now,
 		log:        cfg.Logger,
 		ua:         cfg.UserAgent,
+		byStatus:   cfg.PullByStatus,
 		limiters:   make(map[string]*rate.Limiter),
 	}
 	raw := strings.TrimRight(cfg.BaseURL, "/")

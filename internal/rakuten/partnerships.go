@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -43,41 +44,67 @@ const PageLimit = 200
 // the links are broken, not that there is more data.
 const maxPages = 1000
 
+// PartnerStatuses are the Partnerships API's partner_status values
+// (rakuten-api.md), in the order a by-status pull asks for them.
+func PartnerStatuses() []string {
+	return []string{"active", "extended", "pending", "temp-decline", "permanent-decline",
+		"temp-remove", "permanent-remove", "self-removed"}
+}
+
 // Partnerships pages through GET /v1/partnerships (limit 200) and calls fn
 // with each page. It follows _metadata._links.next until absent, and also
 // stops when page*limit ≥ total or a page is empty. Throttles, 5xx and
 // network errors are retried with backoff within ctx's deadline; a 401
 // refreshes the token once and repeats the page. fn's error stops the pull
 // and is returned as is.
+//
+// With Config.PullByStatus it makes one such pull per PartnerStatuses
+// value (partner_status=…) instead of one unfiltered pull: whether the
+// unfiltered call returns every status is unconfirmed, and if it returned
+// only active partnerships, every other merchant would look missing and
+// after three syncs be called removed.
 func (c *Client) Partnerships(ctx context.Context, ts *TokenSource, fn func(page []Partnership) error) (st PullStats, err error) {
 	before := ts.Refreshes()
 	defer func() { st.Refreshes = ts.Refreshes() - before }()
 
-	next := fmt.Sprintf("/v1/partnerships?page=1&limit=%d", PageLimit)
+	first := fmt.Sprintf("/v1/partnerships?page=1&limit=%d", PageLimit)
+	if !c.byStatus {
+		return st, c.pull(ctx, ts, first, fn, &st)
+	}
+	for _, s := range PartnerStatuses() {
+		if err := c.pull(ctx, ts, first+"&partner_status="+url.QueryEscape(s), fn, &st); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+// pull pages from next until the end; see Partnerships.
+func (c *Client) pull(ctx context.Context, ts *TokenSource, next string, fn func(page []Partnership) error, st *PullStats) error {
 	for n := 1; ; n++ {
 		if n > maxPages {
-			return st, &Error{Kind: KindBadResponse, Message: fmt.Sprintf("more than %d pages: paging links loop", maxPages)}
+			return &Error{Kind: KindBadResponse, Message: fmt.Sprintf("more than %d pages: paging links loop", maxPages)}
 		}
-		resp, err := c.get(ctx, ts, next, "application/json", &st)
+		resp, err := c.get(ctx, ts, next, "application/json", st)
 		if err != nil {
-			return st, err
+			return err
 		}
 		page, err := decodePartnerships(resp)
 		if err != nil {
-			return st, ts.scrub(err)
+			return ts.scrub(err)
 		}
-		items := page.partnerships(&st)
+		items := page.partnerships(st)
 		st.Pages++
 		if err := fn(items); err != nil {
-			return st, err
+			return err
 		}
 		m := page.Metadata
 		link := strings.TrimSpace(m.Links.Next)
 		switch {
 		case len(page.Partnerships) == 0, link == "", link == next:
-			return st, nil
+			return nil
 		case m.Page > 0 && m.Limit > 0 && m.Total > 0 && int64(m.Page)*int64(m.Limit) >= int64(m.Total):
-			return st, nil
+			return nil
 		}
 		next = link
 	}

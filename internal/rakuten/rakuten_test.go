@@ -51,9 +51,16 @@ type env struct {
 
 func newEnv(t testing.TB, tweak ...func(*rakuten.Config)) *env {
 	t.Helper()
+	return newEnvWith(t, sandbox.Options{}, tweak...)
+}
+
+// newEnvWith is newEnv with a sandbox configured by opts.
+func newEnvWith(t testing.TB, opts sandbox.Options, tweak ...func(*rakuten.Config)) *env {
+	t.Helper()
 	e := &env{log: new(bytes.Buffer), cr: creds(account)}
 	logger := slog.New(slog.NewTextHandler(syncWriter{e}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.sb = sandbox.New(sandbox.Options{Logger: logger})
+	opts.Logger = logger
+	e.sb = sandbox.New(opts)
 	e.sb.AddAccount(account)
 	e.srv = httptest.NewServer(e.sb)
 	t.Cleanup(e.srv.Close)
@@ -506,6 +513,60 @@ func TestPartnershipsPaging(t *testing.T) {
 			p.AdvertiserStatus != m.AdvertiserStatus || !p.AppliedAt.Equal(m.AppliedAt) ||
 			!p.ApprovedAt.Equal(m.ApprovedAt) || !p.StatusUpdatedAt.Equal(m.StatusUpdatedAt) {
 			t.Fatalf("partnership %d = %+v, want %+v", i, p, m)
+		}
+	}
+}
+
+// If Rakuten's unfiltered call returned only active partnerships (an open
+// point in rakuten-api.md), the default pull would miss every other
+// merchant; PullByStatus pulls each partner_status and gets them all, in
+// one page run per status.
+func TestPartnershipsPullByStatus(t *testing.T) {
+	pullAll := func(e *env) ([]rakuten.Partnership, rakuten.PullStats) {
+		t.Helper()
+		tok := e.login(t)
+		ts, _ := e.source(t, tok)
+		var got []rakuten.Partnership
+		st, err := e.c.Partnerships(context.Background(), ts, func(p []rakuten.Partnership) error {
+			got = append(got, p...)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got, st
+	}
+	opts := sandbox.Options{UnfilteredActiveOnly: true}
+
+	unfiltered := newEnvWith(t, opts)
+	unfiltered.sb.SeedMerchants(account.SiteID, 1000, 7)
+	counts := unfiltered.sb.CountsByStatus(account.SiteID)
+	got, _ := pullAll(unfiltered)
+	if len(got) != counts[sandbox.StatusActive] || len(got) == 1000 {
+		t.Fatalf("unfiltered pull against an active-only API: %d partnerships, want the %d active ones", len(got), counts[sandbox.StatusActive])
+	}
+
+	e := newEnvWith(t, opts, func(c *rakuten.Config) { c.PullByStatus = true })
+	e.sb.SeedMerchants(account.SiteID, 1000, 7)
+	got, st := pullAll(e)
+	seen := map[int64]string{}
+	for _, p := range got {
+		if prev, dup := seen[p.AdvertiserID]; dup {
+			t.Fatalf("MID %d pulled twice (%s, %s)", p.AdvertiserID, prev, p.Status)
+		}
+		seen[p.AdvertiserID] = p.Status
+	}
+	wantCalls := 0
+	for _, s := range rakuten.PartnerStatuses() {
+		wantCalls += max(1, (counts[s]+rakuten.PageLimit-1)/rakuten.PageLimit) // an empty status still costs its one page
+	}
+	if len(seen) != 1000 || st.Calls != wantCalls || e.sb.Calls(sandbox.EndpointPartnerships) != wantCalls {
+		t.Fatalf("by status: %d merchants in %d calls (sandbox %d), want 1000 in %d (counts %v)",
+			len(seen), st.Calls, e.sb.Calls(sandbox.EndpointPartnerships), wantCalls, counts)
+	}
+	for _, m := range e.sb.Merchants(account.SiteID) {
+		if seen[m.MID] != m.Status {
+			t.Fatalf("MID %d: pulled status %q, sandbox %q", m.MID, seen[m.MID], m.Status)
 		}
 	}
 }

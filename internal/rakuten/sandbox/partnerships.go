@@ -119,6 +119,9 @@ func (s *Server) servePartnerships(w http.ResponseWriter, r *http.Request) {
 		network = n
 	}
 	statuses := splitList(q.Get("partner_status"))
+	if len(statuses) == 0 && s.activeOnlyUF {
+		statuses = map[string]bool{StatusActive: true}
+	}
 	advStatus := strings.ToLower(q.Get("advertiser_status"))
 
 	// Count every match but copy only this page's window.

@@ -38,6 +38,10 @@ type Options struct {
 	AccessTokenTTL time.Duration    // default 1h
 	Now            func() time.Time // default time.Now
 	Logger         *slog.Logger     // request log (never tokens or secrets); default discards
+	// UnfilteredActiveOnly makes an unfiltered partnerships call return
+	// only active partnerships, as Rakuten might (an open point in
+	// rakuten-api.md): what the client's PullByStatus guards against.
+	UnfilteredActiveOnly bool
 }
 
 // Account is a publisher's Rakuten API application for one site.
@@ -75,9 +79,10 @@ type refreshToken struct {
 
 // Server is the simulator. It is safe for concurrent use.
 type Server struct {
-	ttl time.Duration
-	now func() time.Time
-	log *slog.Logger
+	ttl          time.Duration
+	now          func() time.Time
+	log          *slog.Logger
+	activeOnlyUF bool // Options.UnfilteredActiveOnly
 
 	mu          sync.Mutex
 	clients     map[string]*client
@@ -95,15 +100,16 @@ type Server struct {
 // New returns an empty Server.
 func New(opts Options) *Server {
 	s := &Server{
-		ttl:       opts.AccessTokenTTL,
-		now:       opts.Now,
-		log:       opts.Logger,
-		clients:   make(map[string]*client),
-		merchants: make(map[string][]Merchant),
-		access:    make(map[string]*accessToken),
-		refresh:   make(map[string]refreshToken),
-		calls:     make(map[string]int),
-		seen:      make(map[string]int),
+		ttl:          opts.AccessTokenTTL,
+		activeOnlyUF: opts.UnfilteredActiveOnly,
+		now:          opts.Now,
+		log:          opts.Logger,
+		clients:      make(map[string]*client),
+		merchants:    make(map[string][]Merchant),
+		access:       make(map[string]*accessToken),
+		refresh:      make(map[string]refreshToken),
+		calls:        make(map[string]int),
+		seen:         make(map[string]int),
 	}
 	if s.ttl <= 0 {
 		s.ttl = time.Hour
