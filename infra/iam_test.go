@@ -95,6 +95,7 @@ func (r resources) resolve(v any) (string, error) {
 		"Stage": iamStage, "RakutenBaseUrl": r.sandboxURL, "SyncHourUtc": "3",
 		// A deployment choice; high so that the test never waits on the limiter.
 		"RakutenRequestsPerMinute": "6000",
+		"RakutenPullByStatus":      "false",
 		"AWS::Partition":           "aws", "AWS::Region": iamRegion, "AWS::AccountId": iamAccount,
 		"Table.Arn": r.tableARN(r.table), "SyncQueue.Arn": r.queueARN(r.queueURL), "SecretsKey.Arn": r.keyARN(),
 	}
