@@ -1,0 +1,75 @@
+package syncer
+
+import (
+	"net/http/httptest"
+	"testing"
+
+	"github.com/merchantsync/merchantsync/internal/merchantsync"
+	"github.com/merchantsync/merchantsync/internal/rakuten"
+	"github.com/merchantsync/merchantsync/internal/rakuten/sandbox"
+)
+
+// TestPullByStatusAfterAnActiveOnlyAPI runs the runbook's story (docs/
+// operations.md): against an API whose unfiltered call returns only active
+// partnerships, the other merchants never appear and one declined since
+// the baseline is called removed after three misses; switching the client
+// to PullByStatus brings every merchant in and corrects that one.
+func TestPullByStatusAfterAnActiveOnlyAPI(t *testing.T) {
+	e := newEnv(t)
+	sb := sandbox.New(sandbox.Options{UnfilteredActiveOnly: true})
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	e.sb, e.sim = sb, sb
+	e.rk = e.newRakuten(srv.URL)
+	e.engine.Rakuten = e.rk
+	acct := e.connect("t1", 300)
+	counts := sb.CountsByStatus(acct.SiteID)
+
+	run := e.sync("t1")
+	if run.State != merchantsync.RunSucceeded || run.MerchantsSynced != counts[sandbox.StatusActive] {
+		t.Fatalf("unfiltered sync against an active-only API: %+v, want the %d active merchants", run, counts[sandbox.StatusActive])
+	}
+	var declined int64
+	for _, m := range sb.Merchants(acct.SiteID) {
+		if m.Status == sandbox.StatusActive {
+			declined = m.MID
+			break
+		}
+	}
+	if err := sb.SetStatus(acct.SiteID, declined, sandbox.StatusTempDecline); err != nil {
+		t.Fatal(err)
+	}
+	for range merchantsync.MissesBeforeRemoved {
+		if run = e.sync("t1"); run.State != merchantsync.RunSucceeded {
+			t.Fatalf("sync: %+v", run)
+		}
+	}
+	var r merchantsync.Relationship
+	for _, x := range e.rels("t1") {
+		if x.AdvertiserID == declined {
+			r = x
+		}
+	}
+	if r.Status != merchantsync.StatusRemoved || r.RawStatus != RawMissing {
+		t.Fatalf("declined merchant after %d unfiltered syncs: %+v, want removed by missing", merchantsync.MissesBeforeRemoved, r)
+	}
+
+	e.rk = rakuten.New(rakuten.Config{BaseURL: srv.URL, RequestsPerMinute: -1, PullByStatus: true})
+	e.engine.Rakuten = e.rk
+	since := e.clock.Now()
+	run = e.sync("t1")
+	if run.State != merchantsync.RunSucceeded || run.MerchantsSynced != 300 || !equalCounts(run.Counts, e.wantCounts(acct.SiteID)) {
+		t.Fatalf("by-status sync: %+v, want all 300 with the sandbox's counts %v", run, e.wantCounts(acct.SiteID))
+	}
+	changes, _, err := e.store.ListChanges(e.ctx, "t1", network, since, 100, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 1 || run.Changes != 1 || changes[0].AdvertiserID != declined ||
+		changes[0].From != merchantsync.StatusRemoved || changes[0].RawFrom != RawMissing || changes[0].To != merchantsync.StatusDeclined {
+		t.Fatalf("changes %+v (run says %d), want one: %d removed (missing) → declined", changes, run.Changes, declined)
+	}
+	if n := len(e.rels("t1")); n != 300 {
+		t.Fatalf("%d relationships stored, want 300", n)
+	}
+}
