@@ -41,14 +41,14 @@ func skAccount(network string) string     { return "NETWORK#" + network }
 func duePK(shard int) string              { return fmt.Sprintf("SYNC#%d", shard) }
 func dueSK(tenant, network string) string { return "TENANT#" + tenant + "#NETWORK#" + network }
 
-func relPrefix(network string) string { return "REL#" + network + "#" }
+func relPrefix(network string) string    { return "REL#" + network + "#" }
+func runPrefix(network string) string    { return "RUN#" + network + "#" }
+func changePrefix(network string) string { return "CHANGE#" + network + "#" }
 
 // relStatusKey is a relationship's IndexStatus partition key.
 func relStatusKey(tenant, network string, status merchantsync.Status) string {
 	return pkTenant(tenant) + "#" + relPrefix(network) + string(status)
 }
-func runPrefix(network string) string    { return "RUN#" + network + "#" }
-func changePrefix(network string) string { return "CHANGE#" + network + "#" }
 
 // Numeric key parts are zero-padded so that keys sort numerically.
 func relKey(network string, region int, mid int64) string {
