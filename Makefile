@@ -57,6 +57,10 @@ vet:
 bench: deps
 	infra/scripts/bench.sh
 
+## fuzz: every fuzzer for FUZZTIME (default 1m) each; make test runs them for 5s
+fuzz:
+	infra/scripts/fuzz.sh $(or $(FUZZTIME),1m)
+
 ## deploy: sam build && sam deploy --config-env $(ENV)
 deploy:
 	sam build && sam deploy --config-env $(ENV)
