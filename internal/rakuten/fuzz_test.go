@@ -292,7 +292,8 @@ func FuzzPartnershipsPage(f *testing.F) {
 		"{\"partnerships\":[{\"advertiser\":{\"id\":6},\"\u017ftatus\":\"long s\",\"status_update_datetime\":\"x\"}]}",
 		"{\"partnerships\":[{\"advertiser\":{\"id\":6,\"name\":\"\u212a\"},\"status_update_date\u212aime\":1}]}",
 		`{"partnerships":[{"advertiser":{"id":8},"status_update_datetime":"2024-02-30T00:00:00Z"}]}`,
-		`{"partnerships":[{"advertiser":{"id":9},"status-update-datetime":"2024-05-06T07:08:09Z","statusupdatedatetime":"x"}]}`,
+		`{"partnerships":[{"advertiser":{"id":9},"status-update-datetime":"2024-05-06T07:08:09Z"}]}`,
+		`{"partnerships":[{"advertiser":{"id":9},"statusUpdateDatetime":"2024-05-06T07:08:09Z"}]}`,
 	} {
 		f.Add(200, "application/json", b, "")
 	}
