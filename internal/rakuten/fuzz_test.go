@@ -322,14 +322,7 @@ func FuzzPartnershipsPage(f *testing.F) {
 			if p != nil {
 				t.Fatalf("page %+v with error %v", p, err)
 			}
-			var re *Error
-			if !errors.As(err, &re) || !knownKinds[re.Kind] || re.HTTPStatus != status || re.Message == "" {
-				t.Fatalf("error %#v for %q", err, body)
-			}
-			if b := parseBody(body); b.fault == "" && re.Kind != KindBadResponse {
-				t.Fatalf("2xx %q gave kind %s, want %s", body, re.Kind, KindBadResponse)
-			}
-			checkNoSecret(t, err, secrets...)
+			check2xxError(t, err, status, body, secrets)
 			return
 		}
 		if sniff(body) != '{' || !json.Valid(body) {
@@ -401,14 +394,7 @@ func FuzzLinkLocator(f *testing.F) {
 			if out != nil {
 				t.Fatalf("merchants %+v with error %v", out, err)
 			}
-			var re *Error
-			if !errors.As(err, &re) || !knownKinds[re.Kind] || re.HTTPStatus != status || re.Message == "" {
-				t.Fatalf("error %#v for %q", err, body)
-			}
-			if b := parseBody(body); b.fault == "" && re.Kind != KindBadResponse {
-				t.Fatalf("2xx %q gave kind %s, want %s", body, re.Kind, KindBadResponse)
-			}
-			checkNoSecret(t, err, secrets...)
+			check2xxError(t, err, status, body, secrets)
 			return
 		}
 		if sniff(body) != '<' {
@@ -468,4 +454,19 @@ func FuzzFlexTime(f *testing.F) {
 			t.Fatalf("%q: UnmarshalJSON %v, %v; want %v", s, time.Time(slow), err, fast)
 		}
 	})
+}
+
+// check2xxError: a 2xx body that does not decode fails with a scrubbed
+// *Error of a known kind: KindBadResponse, or for a gateway fault the kind
+// the fault means.
+func check2xxError(t *testing.T, err error, status int, body []byte, secrets []string) {
+	t.Helper()
+	var re *Error
+	if !errors.As(err, &re) || !knownKinds[re.Kind] || re.HTTPStatus != status || re.Message == "" {
+		t.Fatalf("error %#v for %q", err, body)
+	}
+	if b := parseBody(body); b.fault == "" && re.Kind != KindBadResponse {
+		t.Fatalf("2xx %q gave kind %s, want %s", body, re.Kind, KindBadResponse)
+	}
+	checkNoSecret(t, err, secrets...)
 }
