@@ -25,15 +25,15 @@ import (
 func TestMain(m *testing.M) { dynamotest.Main(m) }
 
 // writeCounter counts DynamoDB item writes on the wire: one per PutItem,
-// UpdateItem or DeleteItem, one per request in a BatchWriteItem, one per
-// item of a TransactWriteItems (ConditionChecks excluded).
+// UpdateItem or DeleteItem, one per item of a TransactWriteItems
+// (ConditionChecks excluded).
 type writeCounter struct {
 	next http.RoundTripper
 	mu   sync.Mutex
 	ops  map[string]int
-	// items by kind of sort key written in batches (REL#, CHANGE#, …)
-	batchKinds map[string]int
-	items      int
+	// items put in transactions, by kind of sort key (REL, CHANGE, RUN, …)
+	putKinds map[string]int
+	items    int
 }
 
 func (c *writeCounter) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -47,33 +47,25 @@ func (c *writeCounter) RoundTrip(r *http.Request) (*http.Response, error) {
 		switch op {
 		case "PutItem", "UpdateItem", "DeleteItem":
 			c.items++
-		case "BatchWriteItem":
-			var in struct {
-				RequestItems map[string][]struct {
-					PutRequest *struct {
-						Item map[string]map[string]any
-					}
-				}
-			}
-			_ = json.Unmarshal(body, &in)
-			for _, reqs := range in.RequestItems {
-				for _, w := range reqs {
-					c.items++
-					if w.PutRequest != nil {
-						sk, _ := w.PutRequest.Item["SK"]["S"].(string)
-						kind, _, _ := strings.Cut(sk, "#")
-						c.batchKinds[kind]++
-					}
-				}
-			}
 		case "TransactWriteItems":
 			var in struct {
-				TransactItems []map[string]any
+				TransactItems []struct {
+					Put *struct {
+						Item map[string]map[string]any
+					}
+					ConditionCheck any
+				}
 			}
 			_ = json.Unmarshal(body, &in)
 			for _, it := range in.TransactItems {
-				if _, check := it["ConditionCheck"]; !check {
-					c.items++
+				if it.ConditionCheck != nil {
+					continue
+				}
+				c.items++
+				if it.Put != nil {
+					sk, _ := it.Put.Item["SK"]["S"].(string)
+					kind, _, _ := strings.Cut(sk, "#")
+					c.putKinds[kind]++
 				}
 			}
 		}
@@ -85,7 +77,7 @@ func (c *writeCounter) RoundTrip(r *http.Request) (*http.Response, error) {
 func (c *writeCounter) reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.ops, c.batchKinds, c.items = map[string]int{}, map[string]int{}, 0
+	c.ops, c.putKinds, c.items = map[string]int{}, map[string]int{}, 0
 }
 
 // TestLocalStackDailyFlow runs the acceptance flow on the local
@@ -211,11 +203,11 @@ func TestLocalStackDailyFlow(t *testing.T) {
 	}
 	counter.mu.Lock()
 	defer counter.mu.Unlock()
-	if counter.batchKinds["REL"] != 10 || counter.batchKinds["CHANGE"] != 10 {
-		t.Errorf("batch writes = %v, want exactly 10 REL and 10 CHANGE items", counter.batchKinds)
+	if counter.putKinds["REL"] != 10 || counter.putKinds["CHANGE"] != 10 {
+		t.Errorf("transaction puts = %v, want exactly 10 REL and 10 CHANGE items", counter.putKinds)
 	}
-	// Beyond the 20 batch items, only run and account items: the manual
-	// run's creation, the lease, running state, finish (run + account), release.
+	// Beyond those 20 items, only run and account items: the manual run's
+	// creation, the lease, running state, finish (run + account), release.
 	other := counter.items - 20
 	t.Logf("second sync: %d DynamoDB item writes (10 relationships + 10 changes + %d run/account), ops %v", counter.items, other, counter.ops)
 	if other < 1 || other > 8 {

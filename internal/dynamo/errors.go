@@ -93,6 +93,12 @@ func wrap(op string, err error) error {
 	if errors.As(err, &me) {
 		return err
 	}
+	var api smithy.APIError
+	if errors.As(err, &api) && api.ErrorCode() == "ValidationException" {
+		// DynamoDB refuses the request itself (an item too large, a key
+		// out of range): sending it again cannot succeed.
+		return fmt.Errorf("dynamo: %s: %w: %w", op, merchantsync.ErrRejected, err)
+	}
 	if isThrottle(err) {
 		return fmt.Errorf("%w (%w)", merchantsync.Errorf(merchantsync.EThrottled,
 			"The database is busy right now; please retry shortly."), fmt.Errorf("dynamo: %s: %w", op, err))

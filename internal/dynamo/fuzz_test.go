@@ -44,7 +44,12 @@ func FuzzDecodeCursor(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, c string, which uint8, after string) {
 		prefix := fuzzPrefixes[int(which)%len(fuzzPrefixes)]
-		sk, err := decodeCursor(c, prefix, after)
+		// The bounds of a changes?since= query: after since, up to prefix~.
+		before := ""
+		if after != "" {
+			before = prefix + "~"
+		}
+		sk, err := decodeCursor(c, prefix, after, before)
 		if err != nil {
 			if sk != "" || merchantsync.ErrorCode(err) != merchantsync.EInvalid || merchantsync.ErrorField(err) != "cursor" {
 				t.Fatalf("decodeCursor(%q) = %q, %v", c, sk, err)
@@ -62,6 +67,9 @@ func FuzzDecodeCursor(f *testing.F) {
 		}
 		if after != "" && sk <= after {
 			t.Fatalf("decodeCursor(%q, after %q) = %q: not after the bound", c, after, sk)
+		}
+		if before != "" && sk > before {
+			t.Fatalf("decodeCursor(%q, before %q) = %q: past the bound", c, before, sk)
 		}
 	})
 }
@@ -92,11 +100,11 @@ func FuzzCursorRoundTrip(f *testing.F) {
 		if len(c) > 2048 {
 			return // longer than decodeCursor reads; only absurd keys get here
 		}
-		got, err := decodeCursor(c, prefix, "")
+		got, err := decodeCursor(c, prefix, "", "")
 		if err != nil || got != sk {
 			t.Fatalf("decodeCursor(encodeCursor(%q)) = %q, %v", sk, got, err)
 		}
-		if again, err := decodeCursor(c, prefix, prefix); err != nil || again != sk {
+		if again, err := decodeCursor(c, prefix, prefix, ""); err != nil || again != sk {
 			t.Fatalf("decodeCursor(%q, after the prefix) = %q, %v", c, again, err)
 		}
 	})

@@ -61,13 +61,38 @@ func wantCode(t testing.TB, err error, code string) {
 	}
 }
 
-// connected makes tenant's rakuten account with IDs and credentials.
+// conn is the connection id connected gives every account.
+const conn = "20250301T120000.000Z-00000000c1"
+
+// connected makes tenant's rakuten account with IDs and credentials
+// (connection conn).
 func connected(t testing.TB, s *dynamo.Store, tenant string) {
 	t.Helper()
 	c := context.Background()
 	_, err := s.SaveIDs(c, tenant, rk, "lMh2Xiq9xN0", "1234567", t0)
 	must(t, err)
-	must(t, s.MarkConnected(c, tenant, rk, "", "pub@example.com", t0))
+	_, err = s.MarkConnected(c, tenant, rk, merchantsync.Connection{ID: conn, Username: "pub@example.com"}, t0)
+	must(t, err)
+}
+
+// connect is MarkConnected of connection id, without the replaced id.
+func connect(c context.Context, s *dynamo.Store, tenant, id, site, user string) error {
+	_, err := s.MarkConnected(c, tenant, rk, merchantsync.Connection{ID: id, SiteID: site, Username: user}, t0)
+	return err
+}
+
+// fenced connects tenant and takes its sync lease, as a sync does before
+// writing relationships, and returns the fence of those writes.
+func fenced(t testing.TB, s *dynamo.Store, tenant string) merchantsync.Fence {
+	t.Helper()
+	connected(t, s, tenant)
+	f := merchantsync.Fence{TenantID: tenant, Network: rk, ConnectionID: conn, LeaseHolder: "run-1~a"}
+	ok, err := s.AcquireLease(context.Background(), tenant, rk, conn, f.LeaseHolder, t0, t0.Add(time.Hour))
+	must(t, err)
+	if !ok {
+		t.Fatal("lease not taken")
+	}
+	return f
 }
 
 // scan returns every item of the table.

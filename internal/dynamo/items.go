@@ -3,6 +3,8 @@ package dynamo
 import (
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
 	"github.com/merchantsync/merchantsync/internal/merchantsync"
 )
 
@@ -39,6 +41,7 @@ type accountItem struct {
 	SiteID             string         `dynamodbav:"siteId,omitempty"`
 	Username           string         `dynamodbav:"username,omitempty"`
 	Connected          bool           `dynamodbav:"connected"`
+	ConnectionID       string         `dynamodbav:"connectionId,omitempty"`
 	State              string         `dynamodbav:"state"`
 	ConnectedAt        string         `dynamodbav:"connectedAt,omitempty"`
 	UpdatedAt          string         `dynamodbav:"updatedAt,omitempty"`
@@ -172,6 +175,7 @@ func (it *accountItem) domain() *merchantsync.Account {
 		SiteID:             it.SiteID,
 		Username:           it.Username,
 		Connected:          it.Connected,
+		ConnectionID:       it.ConnectionID,
 		State:              merchantsync.ConnectionState(it.State),
 		ConnectedAt:        parseTime(it.ConnectedAt),
 		UpdatedAt:          parseTime(it.UpdatedAt),
@@ -311,4 +315,43 @@ func (it *changeItem) domain() merchantsync.Change {
 		At:            parseTime(it.At),
 		RunID:         it.RunID,
 	}
+}
+
+// itemSize is an upper bound of an item's size as DynamoDB counts it
+// against MaxItemBytes: attribute names plus values (numbers count at most
+// 21 bytes, maps and lists 3 bytes plus their elements).
+func itemSize(item map[string]types.AttributeValue) int {
+	n := 0
+	for k, v := range item {
+		n += len(k) + avSize(v)
+	}
+	return n
+}
+
+func avSize(v types.AttributeValue) int {
+	switch x := v.(type) {
+	case *types.AttributeValueMemberS:
+		return len(x.Value)
+	case *types.AttributeValueMemberN:
+		return 21
+	case *types.AttributeValueMemberB:
+		return len(x.Value)
+	case *types.AttributeValueMemberBOOL, *types.AttributeValueMemberNULL:
+		return 1
+	case *types.AttributeValueMemberM:
+		return 3 + itemSize(x.Value)
+	case *types.AttributeValueMemberL:
+		n := 3
+		for _, e := range x.Value {
+			n += 1 + avSize(e)
+		}
+		return n
+	case *types.AttributeValueMemberSS:
+		n := 0
+		for _, s := range x.Value {
+			n += len(s)
+		}
+		return n
+	}
+	return 0
 }

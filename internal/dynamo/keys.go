@@ -101,8 +101,11 @@ func encodeCursor(sk string) string {
 }
 
 // decodeCursor returns the SK in c; it must start with prefix and, when
-// after is not empty, sort strictly after it (the query's lower bound).
-func decodeCursor(c, prefix, after string) (string, error) {
+// after (before) is not empty, sort strictly after (not after) it: the
+// query's own bounds. DynamoDB refuses an ExclusiveStartKey outside the key
+// condition, so a cursor outside them is the caller's mistake (400), never a
+// failed query (500).
+func decodeCursor(c, prefix, after, before string) (string, error) {
 	if c == "" {
 		return "", nil
 	}
@@ -118,7 +121,7 @@ func decodeCursor(c, prefix, after string) (string, error) {
 	if err := json.Unmarshal(raw, &cur); err != nil || !strings.HasPrefix(cur.SK, prefix) || len(cur.SK) == len(prefix) {
 		return "", bad
 	}
-	if after != "" && cur.SK <= after {
+	if after != "" && cur.SK <= after || before != "" && cur.SK > before {
 		return "", bad
 	}
 	return cur.SK, nil

@@ -3,6 +3,7 @@ package dynamo
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -14,19 +15,23 @@ import (
 	"github.com/merchantsync/merchantsync/internal/merchantsync"
 )
 
-// BatchSize is DynamoDB's BatchWriteItem limit.
-const BatchSize = 25
+// TxItems is how many items WriteRelationships puts per transaction:
+// DynamoDB's limit of 100 actions, less the fence's condition check.
+const TxItems = 99
 
-// Backoff of WriteRelationships between retries of UnprocessedItems.
+// MaxItemBytes is DynamoDB's item size limit.
+const MaxItemBytes = 400 * 1024
+
+// Backoff of WriteRelationships between retries of a conflicting transaction.
 const (
-	unprocessedBaseDelay = 50 * time.Millisecond
-	unprocessedMaxDelay  = 5 * time.Second
+	conflictBaseDelay = 50 * time.Millisecond
+	conflictMaxDelay  = 5 * time.Second
 )
 
 // WriteStats tells what WriteRelationships did.
 type WriteStats struct {
-	BatchCalls int // BatchWriteItem calls, retries of unprocessed items included
-	Items      int // items written
+	Calls int // TransactWriteItems calls, retries included
+	Items int // items written
 }
 
 // keyRange bounds a Query on one tenant's partition: begins_with(SK, prefix)
@@ -137,7 +142,7 @@ func (s *Store) ListRelationships(ctx context.Context, tenant, network string, s
 		return nil, "", err
 	}
 	prefix := relPrefix(network)
-	start, err := decodeCursor(cursor, prefix, "")
+	start, err := decodeCursor(cursor, prefix, "", "")
 	if err != nil {
 		return nil, "", err
 	}
@@ -191,11 +196,11 @@ func (s *Store) ListChanges(ctx context.Context, tenant, network string, since t
 		// excludes changes at exactly since.
 		kr = &keyRange{lower: prefix + since.UTC().Format(keyTime) + "#~", upper: prefix + "~"}
 	}
-	after := ""
+	after, before := "", ""
 	if kr != nil {
-		after = kr.lower
+		after, before = kr.lower, kr.upper
 	}
-	start, err := decodeCursor(cursor, prefix, after)
+	start, err := decodeCursor(cursor, prefix, after, before)
 	if err != nil {
 		return nil, "", err
 	}
@@ -214,44 +219,58 @@ func (s *Store) ListChanges(ctx context.Context, tenant, network string, since t
 	return out, next, nil
 }
 
-// WriteRelationships stores rels and changes (all of one tenant) with
-// BatchWriteItem in chunks of BatchSize, retrying UnprocessedItems with
-// exponential backoff and full jitter until ctx ends. Items with the same key
-// are written once (the last wins). Throttling that outlasts the SDK's
-// retries → merchantsync.EThrottled; the stats say how far it got. Writes
-// are idempotent puts, so retrying the whole call is safe.
-func (s *Store) WriteRelationships(ctx context.Context, rels []merchantsync.Relationship, changes []merchantsync.Change) (WriteStats, error) {
+// WriteRelationships stores rels and changes (all of the fence's account)
+// in transactions of up to TxItems puts, each with a condition check that
+// the fence still holds: the account's connection is still the run's and
+// the run still holds the lease. So a sync overtaken by a reconnect, a
+// disconnect or another sync writes nothing more: the failed chunk is
+// merchantsync.EConnectionChanged or merchantsync.EConflict (lease lost).
+// (BatchWriteItem cannot carry a condition.)
+//
+// Items with the same key are written once (the last wins). Change events
+// go first, in transactions of their own: if a later chunk fails, the
+// redelivered run diffs the relationships it did not write again and
+// rewrites the same change items (same keys), so no change is lost and none
+// is doubled. Writes are idempotent puts, so retrying the whole call is
+// safe. A transaction that conflicts with another is retried with backoff
+// until ctx ends; throttling that outlasts the SDK's retries →
+// merchantsync.EThrottled; an item DynamoDB refuses for good (too large) →
+// an error wrapping merchantsync.ErrRejected. The stats say how far it got.
+func (s *Store) WriteRelationships(ctx context.Context, f merchantsync.Fence, rels []merchantsync.Relationship, changes []merchantsync.Change) (WriteStats, error) {
 	var stats WriteStats
-	tenant := ""
-	sameTenant := func(t, network string) error {
-		if err := validateKey(t, network); err != nil {
-			return err
-		}
-		if tenant == "" {
-			tenant = t
-		} else if t != tenant {
-			return merchantsync.FieldError(merchantsync.EInvalid, "tenant", "one WriteRelationships call writes one tenant's items")
+	if err := validateKey(f.TenantID, f.Network); err != nil {
+		return stats, err
+	}
+	if f.ConnectionID == "" || f.LeaseHolder == "" {
+		return stats, merchantsync.FieldError(merchantsync.EInvalid, "fence", "relationship writes need the run's connection and lease")
+	}
+	mine := func(t, network string) error {
+		if t != f.TenantID || network != f.Network {
+			return merchantsync.FieldError(merchantsync.EInvalid, "tenant", "one WriteRelationships call writes one account's items")
 		}
 		return nil
 	}
-	var reqs []types.WriteRequest
+	var puts []types.TransactWriteItem
 	seen := map[string]int{}
 	add := func(sk string, v any) error {
 		item, err := attributevalue.MarshalMap(v)
 		if err != nil {
 			return wrap("write relationships", err)
 		}
-		req := types.WriteRequest{PutRequest: &types.PutRequest{Item: item}}
+		if n := itemSize(item); n > MaxItemBytes {
+			return fmt.Errorf("dynamo: write relationships: %w: item %s is %d bytes", merchantsync.ErrRejected, sk, n)
+		}
+		put := types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.table), Item: item}}
 		if i, ok := seen[sk]; ok {
-			reqs[i] = req
+			puts[i] = put
 			return nil
 		}
-		seen[sk] = len(reqs)
-		reqs = append(reqs, req)
+		seen[sk] = len(puts)
+		puts = append(puts, put)
 		return nil
 	}
 	for _, c := range changes {
-		if err := sameTenant(c.TenantID, c.Network); err != nil {
+		if err := mine(c.TenantID, c.Network); err != nil {
 			return stats, err
 		}
 		if c.AdvertiserID <= 0 || c.RegionNetwork < 0 || c.At.IsZero() {
@@ -262,13 +281,9 @@ func (s *Store) WriteRelationships(ctx context.Context, rels []merchantsync.Rela
 			return stats, err
 		}
 	}
-	// Change events go first, in batches of their own: if a later batch
-	// fails, the redelivered run diffs the relationships it did not write
-	// again and rewrites the same change items (same keys), so no change is
-	// lost and none is doubled.
-	nChanges := len(reqs)
+	nChanges := len(puts)
 	for _, r := range rels {
-		if err := sameTenant(r.TenantID, r.Network); err != nil {
+		if err := mine(r.TenantID, r.Network); err != nil {
 			return stats, err
 		}
 		if r.AdvertiserID <= 0 || r.RegionNetwork < 0 {
@@ -279,31 +294,62 @@ func (s *Store) WriteRelationships(ctx context.Context, rels []merchantsync.Rela
 			return stats, err
 		}
 	}
-	for len(reqs) > 0 {
-		n := min(BatchSize, len(reqs))
+	check := s.fenceCheck(f)
+	for len(puts) > 0 {
+		n := min(TxItems, len(puts))
 		if nChanges > 0 {
 			n = min(n, nChanges)
 			nChanges -= n
 		}
-		chunk := reqs[:n]
-		reqs = reqs[n:]
-		for attempt := 0; len(chunk) > 0; attempt++ {
+		chunk := append(puts[:n:n], check)
+		puts = puts[n:]
+		for attempt := 0; ; attempt++ {
 			if attempt > 0 {
-				if err := backoff.Sleep(ctx, backoff.Jitter(attempt, unprocessedBaseDelay, unprocessedMaxDelay)); err != nil {
+				if err := backoff.Sleep(ctx, backoff.Jitter(attempt, conflictBaseDelay, conflictMaxDelay)); err != nil {
 					return stats, wrap("write relationships", err)
 				}
 			}
-			stats.BatchCalls++
-			res, err := s.client.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{
-				RequestItems: map[string][]types.WriteRequest{s.table: chunk},
-			})
-			if err != nil {
+			stats.Calls++
+			_, err := s.client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: chunk})
+			if err == nil {
+				stats.Items += n
+				break
+			}
+			reasons := cancelReasons(err)
+			if len(reasons) == len(chunk) && reasons[len(chunk)-1] == "ConditionalCheckFailed" {
+				return stats, s.fenceBroken(ctx, f)
+			}
+			if !slices.Contains(reasons, "TransactionConflict") {
 				return stats, wrap("write relationships", err)
 			}
-			left := res.UnprocessedItems[s.table]
-			stats.Items += len(chunk) - len(left)
-			chunk = left
 		}
 	}
 	return stats, nil
+}
+
+// fenceCheck is the condition check every relationship transaction carries.
+func (s *Store) fenceCheck(f merchantsync.Fence) types.TransactWriteItem {
+	e := newExpr()
+	condConnection(e, f.ConnectionID)
+	e.cond("%s = %s", e.n("leaseRunId"), e.v(avS(f.LeaseHolder)))
+	return types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
+		TableName:                 aws.String(s.table),
+		Key:                       keyOf(pkTenant(f.TenantID), skAccount(f.Network)),
+		ConditionExpression:       e.condition(),
+		ExpressionAttributeNames:  e.nameMap(),
+		ExpressionAttributeValues: e.valueMap(),
+	}}
+}
+
+// fenceBroken says why a fence no longer holds: the connection changed, or
+// the lease went to another sync of the same connection.
+func (s *Store) fenceBroken(ctx context.Context, f merchantsync.Fence) error {
+	a, err := s.GetAccount(ctx, f.TenantID, f.Network)
+	if err != nil {
+		return err
+	}
+	if a == nil || a.ConnectionID != f.ConnectionID {
+		return errConnectionChanged(f.Network)
+	}
+	return merchantsync.Errorf(merchantsync.EConflict, "another sync of this account holds its lease")
 }

@@ -2,6 +2,7 @@ package dynamo
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -19,9 +20,11 @@ const StaleRunAfter = 30 * time.Minute
 
 // AccountUpdate is what a finished run changes on its account.
 type AccountUpdate struct {
+	// ConnectionID is the connection the run synced: the account is
+	// updated only while it is still the current one.
+	ConnectionID string
 	// State is the account's new stored state (connected, error or
-	// reauth_required); empty keeps it. It is not applied to an account
-	// that was disconnected meanwhile.
+	// reauth_required); empty keeps it.
 	State merchantsync.ConnectionState
 	// Succeeded sets Counts and LastSyncAt.
 	Succeeded bool
@@ -122,7 +125,7 @@ func (s *Store) ListRuns(ctx context.Context, tenant, network string, limit int,
 		return nil, "", err
 	}
 	prefix := runPrefix(network)
-	start, err := decodeCursor(cursor, prefix, "")
+	start, err := decodeCursor(cursor, prefix, "", "")
 	if err != nil {
 		return nil, "", err
 	}
@@ -232,22 +235,25 @@ func (s *Store) StartManualRun(ctx context.Context, run merchantsync.Run, now ti
 	return merchantsync.Run{}, false, errRaced("sync")
 }
 
-// AcquireLease takes the account's sync lease for runID until until. It
-// succeeds when nobody holds it, the holder's lease expired (until ≤ now),
-// or runID already holds it (then it is extended). ok=false: another run
-// holds it. An absent account → merchantsync.ENotFound.
-func (s *Store) AcquireLease(ctx context.Context, tenant, network, runID string, now, until time.Time) (bool, error) {
+// AcquireLease takes the account's sync lease for holder until until, on
+// condition that conn is still the account's connection. It succeeds when
+// nobody holds the lease, the holder's lease expired (until ≤ now), or
+// holder already holds it (then it is extended). ok=false: another run
+// holds it. An absent account → merchantsync.ENotFound; another connection
+// → merchantsync.EConnectionChanged.
+func (s *Store) AcquireLease(ctx context.Context, tenant, network, conn, holder string, now, until time.Time) (bool, error) {
 	if err := validateKey(tenant, network); err != nil {
 		return false, err
 	}
-	if runID == "" {
+	if holder == "" {
 		return false, merchantsync.FieldError(merchantsync.EInvalid, "runId", "run id is required")
 	}
 	e := newExpr()
 	e.cond("attribute_exists(%s)", e.n(AttrPK))
+	condConnection(e, conn)
 	e.cond("attribute_not_exists(%s) OR %s <= %s OR %s = %s",
-		e.n("leaseRunId"), e.n("leaseUntil"), e.v(avN(now.UnixMilli())), e.n("leaseRunId"), e.v(avS(runID)))
-	e.set("leaseRunId", avS(runID))
+		e.n("leaseRunId"), e.n("leaseUntil"), e.v(avN(now.UnixMilli())), e.n("leaseRunId"), e.v(avS(holder)))
+	e.set("leaseRunId", avS(holder))
 	e.set("leaseUntil", avN(until.UnixMilli()))
 	in := s.accountUpdate(tenant, network, e)
 	in.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
@@ -255,15 +261,19 @@ func (s *Store) AcquireLease(ctx context.Context, tenant, network, runID string,
 	if err == nil {
 		return true, nil
 	}
-	if !isConditionFailed(err) {
+	var ccf *types.ConditionalCheckFailedException
+	if !errors.As(err, &ccf) {
 		return false, wrap("acquire lease", err)
 	}
-	a, gerr := s.GetAccount(ctx, tenant, network)
-	if gerr != nil {
-		return false, gerr
-	}
-	if a == nil {
+	var a accountItem
+	if len(ccf.Item) == 0 {
 		return false, merchantsync.Errorf(merchantsync.ENotFound, "no %s account", network)
+	}
+	if err := attributevalue.UnmarshalMap(ccf.Item, &a); err != nil {
+		return false, wrap("acquire lease", err)
+	}
+	if a.ConnectionID != conn {
+		return false, errConnectionChanged(network)
 	}
 	return false, nil
 }
@@ -284,11 +294,12 @@ func (s *Store) ReleaseLease(ctx context.Context, tenant, network, runID string)
 }
 
 // FinishRun records a finished run and, in the same transaction, updates its
-// account: lastRun, State (upd.State, unless the account was disconnected
-// meanwhile), Counts and LastSyncAt when upd.Succeeded, LastScheduledRunID,
-// clears ActiveRunID and the lease when they name this run, and removes the
-// due keys when the state becomes reauth_required. It never recreates a
-// deleted account: then only the run is stored.
+// account: lastRun, State (upd.State), Counts and LastSyncAt when
+// upd.Succeeded, LastScheduledRunID, clears ActiveRunID and the lease when
+// they name this run, and removes the due keys when the state becomes
+// reauth_required. All of it only while upd.ConnectionID is still the
+// account's connection: otherwise nothing is written and the error is
+// merchantsync.EConnectionChanged (the caller records the run as overtaken).
 func (s *Store) FinishRun(ctx context.Context, run merchantsync.Run, upd AccountUpdate) error {
 	if err := validateRun(run); err != nil {
 		return err
@@ -306,8 +317,8 @@ func (s *Store) FinishRun(ctx context.Context, run merchantsync.Run, upd Account
 		if err != nil {
 			return err
 		}
-		if a == nil {
-			return wrap("finish run", s.doPut(ctx, "finish run", p))
+		if a == nil || a.ConnectionID != upd.ConnectionID || upd.ConnectionID == "" {
+			return errConnectionChanged(run.Network)
 		}
 		now := run.FinishedAt
 		if now.IsZero() {
@@ -315,10 +326,10 @@ func (s *Store) FinishRun(ctx context.Context, run merchantsync.Run, upd Account
 		}
 		e := newExpr()
 		e.cond("attribute_exists(%s)", e.n(AttrPK))
-		e.cond("%s = %s", e.n("connected"), e.v(avBool(a.Connected)))
+		condConnection(e, upd.ConnectionID)
 		e.set("lastRun", lastRun)
 		e.set("updatedAt", avS(fmtTime(now)))
-		if a.Connected && upd.State != "" {
+		if upd.State != "" {
 			e.set("state", avS(string(upd.State)))
 			if upd.State == merchantsync.StateReauthRequired {
 				setDue(e, run.TenantID, run.Network, false)

@@ -97,9 +97,9 @@ func TestSaveIDsUpsert(t *testing.T) {
 	}{
 		{"create", func() error { _, err := e.s.SaveIDs(c, "a", rk, "AAAAAAAAAAA", "111", t0); return err }, "AAAAAAAAAAA", "111", false, merchantsync.StateIDsSaved, ""},
 		{"update affiliate, empty site keeps it", func() error { _, err := e.s.SaveIDs(c, "a", rk, "BBBBBBBBBBB", "", t0); return err }, "BBBBBBBBBBB", "111", false, merchantsync.StateIDsSaved, ""},
-		{"connect", func() error { return e.s.MarkConnected(c, "a", rk, "222", "me", t0) }, "BBBBBBBBBBB", "222", true, merchantsync.StateConnected, "me"},
+		{"connect", func() error { return connect(c, e.s, "a", conn, "222", "me") }, "BBBBBBBBBBB", "222", true, merchantsync.StateConnected, "me"},
 		{"save IDs keeps connection", func() error { _, err := e.s.SaveIDs(c, "a", rk, "CCCCCCCCCCC", "333", t0); return err }, "CCCCCCCCCCC", "333", true, merchantsync.StateConnected, "me"},
-		{"disconnect keeps IDs", func() error { return e.s.MarkDisconnected(c, "a", rk, t0) }, "CCCCCCCCCCC", "333", false, merchantsync.StateIDsSaved, ""},
+		{"disconnect keeps IDs", func() error { return e.s.MarkDisconnected(c, "a", rk, conn, t0) }, "CCCCCCCCCCC", "333", false, merchantsync.StateIDsSaved, ""},
 	}
 	for _, st := range steps {
 		must(t, st.do())
@@ -109,7 +109,11 @@ func TestSaveIDsUpsert(t *testing.T) {
 			t.Fatalf("%s: account = %+v", st.name, a)
 		}
 	}
-	must(t, e.s.DeleteAccount(c, "a", rk))
+	// Deleting an account whose connection is not the one named is refused.
+	must(t, connect(c, e.s, "a", conn, "", ""))
+	wantCode(t, e.s.DeleteAccount(c, "a", rk, "20250302T000000.000Z-00000000c2"), merchantsync.EConnectionChanged)
+	wantCode(t, e.s.MarkDisconnected(c, "a", rk, "20250302T000000.000Z-00000000c2", t0), merchantsync.EConnectionChanged)
+	must(t, e.s.DeleteAccount(c, "a", rk, conn))
 	a, err := e.s.GetAccount(c, "a", rk)
 	must(t, err)
 	if a != nil {
@@ -127,11 +131,11 @@ func TestTenantIsolation(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	c := ctx(t)
-	connected(t, e.s, "A")
-	_, err := e.s.WriteRelationships(c, []merchantsync.Relationship{rel("A", 1, 10, merchantsync.StatusJoined), rel("A", 1, 11, merchantsync.StatusPending)},
+	fa := fenced(t, e.s, "A")
+	_, err := e.s.WriteRelationships(c, fa, []merchantsync.Relationship{rel("A", 1, 10, merchantsync.StatusJoined), rel("A", 1, 11, merchantsync.StatusPending)},
 		[]merchantsync.Change{{TenantID: "A", Network: rk, RegionNetwork: 1, AdvertiserID: 10, To: merchantsync.StatusJoined, At: t0, RunID: "r1"}})
 	must(t, err)
-	must(t, e.s.FinishRun(c, run("A", "01A", merchantsync.RunSucceeded), dynamo.AccountUpdate{State: merchantsync.StateConnected, Succeeded: true}))
+	must(t, e.s.FinishRun(c, run("A", "01A", merchantsync.RunSucceeded), dynamo.AccountUpdate{ConnectionID: conn, State: merchantsync.StateConnected, Succeeded: true}))
 	_, aCursor, err := e.s.ListRelationships(c, "A", rk, "", 1, "")
 	must(t, err)
 	before := e.snapshot(t, "A")
@@ -182,20 +186,21 @@ func TestTenantIsolation(t *testing.T) {
 	// Every write as B, including ones naming A's run ids, leaves A's items alone.
 	writes := []func() error{
 		func() error { _, err := e.s.SaveIDs(c, "B", rk, "BBBBBBBBBBB", "999", t0); return err },
-		func() error { return e.s.MarkConnected(c, "B", rk, "", "b", t0) },
+		func() error { return connect(c, e.s, "B", conn, "", "b") },
 		func() error { return e.s.PutSettings(c, merchantsync.Settings{TenantID: "B", Enabled: false}) },
-		func() error { _, err := e.s.AcquireLease(c, "B", rk, "01A", t0, t0.Add(time.Minute)); return err },
+		func() error { _, err := e.s.AcquireLease(c, "B", rk, conn, "01A", t0, t0.Add(time.Minute)); return err },
+		func() error {
+			fb := merchantsync.Fence{TenantID: "B", Network: rk, ConnectionID: conn, LeaseHolder: "01A"}
+			_, err := e.s.WriteRelationships(c, fb, []merchantsync.Relationship{rel("B", 1, 10, merchantsync.StatusRemoved)}, nil)
+			return err
+		},
 		func() error { return e.s.ReleaseLease(c, "B", rk, "01A") },
 		func() error { return e.s.PutRun(c, run("B", "01A", merchantsync.RunFailed)) },
 		func() error {
-			return e.s.FinishRun(c, run("B", "01A", merchantsync.RunFailed), dynamo.AccountUpdate{State: merchantsync.StateReauthRequired})
+			return e.s.FinishRun(c, run("B", "01A", merchantsync.RunFailed), dynamo.AccountUpdate{ConnectionID: conn, State: merchantsync.StateReauthRequired})
 		},
-		func() error {
-			_, err := e.s.WriteRelationships(c, []merchantsync.Relationship{rel("B", 1, 10, merchantsync.StatusRemoved)}, nil)
-			return err
-		},
-		func() error { return e.s.MarkDisconnected(c, "B", rk, t0) },
-		func() error { return e.s.DeleteAccount(c, "B", rk) },
+		func() error { return e.s.MarkDisconnected(c, "B", rk, conn, t0) },
+		func() error { return e.s.DeleteAccount(c, "B", rk, "") },
 	}
 	for i, w := range writes {
 		must(t, w())
@@ -204,7 +209,8 @@ func TestTenantIsolation(t *testing.T) {
 		}
 	}
 	// A write naming two tenants is refused.
-	_, err = e.s.WriteRelationships(c, []merchantsync.Relationship{rel("B", 1, 1, merchantsync.StatusJoined), rel("A", 1, 1, merchantsync.StatusJoined)}, nil)
+	fb := fenced(t, e.s, "B")
+	_, err = e.s.WriteRelationships(c, fb, []merchantsync.Relationship{rel("B", 1, 1, merchantsync.StatusJoined), rel("A", 1, 1, merchantsync.StatusJoined)}, nil)
 	wantCode(t, err, merchantsync.EInvalid)
 	if after := e.snapshot(t, "A"); !reflect.DeepEqual(before, after) {
 		t.Fatal("a mixed-tenant write changed A's items")
@@ -215,7 +221,7 @@ func TestMarkConnectedWithoutIDs(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	c := ctx(t)
-	err := e.s.MarkConnected(c, "t", rk, "123", "me", t0)
+	err := connect(c, e.s, "t", conn, "123", "me")
 	wantCode(t, err, merchantsync.ENetworkIDRequired)
 	if items := e.scan(t); len(items) != 0 {
 		t.Fatalf("a refused connect stored %d items", len(items))
@@ -223,8 +229,8 @@ func TestMarkConnectedWithoutIDs(t *testing.T) {
 	// Deleting the IDs means a later connect is refused too.
 	_, err = e.s.SaveIDs(c, "t", rk, "AAAAAAAAAAA", "", t0)
 	must(t, err)
-	must(t, e.s.DeleteAccount(c, "t", rk))
-	wantCode(t, e.s.MarkConnected(c, "t", rk, "123", "me", t0), merchantsync.ENetworkIDRequired)
+	must(t, e.s.DeleteAccount(c, "t", rk, ""))
+	wantCode(t, connect(c, e.s, "t", conn, "123", "me"), merchantsync.ENetworkIDRequired)
 }
 
 func TestDueKeys(t *testing.T) {
@@ -236,7 +242,7 @@ func TestDueKeys(t *testing.T) {
 	}
 	finish := func(tenant string, state merchantsync.ConnectionState) func() error {
 		return func() error {
-			return e.s.FinishRun(c, run(tenant, "r-"+string(state), merchantsync.RunFailed), dynamo.AccountUpdate{State: state})
+			return e.s.FinishRun(c, run(tenant, "r-"+string(state), merchantsync.RunFailed), dynamo.AccountUpdate{ConnectionID: conn, State: state})
 		}
 	}
 	steps := []struct {
@@ -245,7 +251,7 @@ func TestDueKeys(t *testing.T) {
 		want []string
 	}{
 		{"ids only", func() error { _, err := e.s.SaveIDs(c, "t1", rk, "AAAAAAAAAAA", "", t0); return err }, nil},
-		{"connect", func() error { return e.s.MarkConnected(c, "t1", rk, "", "", t0) }, []string{"t1/rakuten"}},
+		{"connect", func() error { return connect(c, e.s, "t1", conn, "", "") }, []string{"t1/rakuten"}},
 		{"second tenant", func() error { connected(t, e.s, "t2"); return nil }, []string{"t1/rakuten", "t2/rakuten"}},
 		{"toggle off", settings("t1", false), []string{"t2/rakuten"}},
 		{"toggle on", settings("t1", true), []string{"t1/rakuten", "t2/rakuten"}},
@@ -257,16 +263,16 @@ func TestDueKeys(t *testing.T) {
 			}
 			return settings("t1", true)()
 		}, []string{"t2/rakuten"}},
-		{"reconnect", func() error { return e.s.MarkConnected(c, "t1", rk, "", "", t0) }, []string{"t1/rakuten", "t2/rakuten"}},
-		{"disconnect", func() error { return e.s.MarkDisconnected(c, "t2", rk, t0) }, []string{"t1/rakuten"}},
+		{"reconnect", func() error { return connect(c, e.s, "t1", conn, "", "") }, []string{"t1/rakuten", "t2/rakuten"}},
+		{"disconnect", func() error { return e.s.MarkDisconnected(c, "t2", rk, conn, t0) }, []string{"t1/rakuten"}},
 		{"connect while disabled", func() error {
 			if err := settings("t2", false)(); err != nil {
 				return err
 			}
-			return e.s.MarkConnected(c, "t2", rk, "", "", t0)
+			return connect(c, e.s, "t2", conn, "", "")
 		}, []string{"t1/rakuten"}},
 		{"enable", settings("t2", true), []string{"t1/rakuten", "t2/rakuten"}},
-		{"delete account", func() error { return e.s.DeleteAccount(c, "t1", rk) }, []string{"t2/rakuten"}},
+		{"delete account", func() error { return e.s.DeleteAccount(c, "t1", rk, conn) }, []string{"t2/rakuten"}},
 		{"settings of a tenant without account", settings("t3", true), []string{"t2/rakuten"}},
 	}
 	for _, st := range steps {
@@ -303,7 +309,7 @@ func TestQueryDueSharding(t *testing.T) {
 			if i%10 == 9 { // every tenth only has IDs: not due
 				return
 			}
-			errs <- e.s.MarkConnected(c, tenant, rk, "", "", t0)
+			errs <- connect(c, e.s, tenant, conn, "", "")
 		}()
 	}
 	wg.Wait()
@@ -368,14 +374,14 @@ func TestLease(t *testing.T) {
 		want   bool
 		holder string
 	}{
-		{"free lease", func() (bool, error) { return e.s.AcquireLease(c, "t", rk, "r1", min(0), min(15)) }, true, "r1"},
-		{"contended", func() (bool, error) { return e.s.AcquireLease(c, "t", rk, "r2", min(1), min(16)) }, false, "r1"},
-		{"holder extends", func() (bool, error) { return e.s.AcquireLease(c, "t", rk, "r1", min(2), min(17)) }, true, "r1"},
-		{"still contended before expiry", func() (bool, error) { return e.s.AcquireLease(c, "t", rk, "r2", min(16), min(31)) }, false, "r1"},
-		{"expired lease is taken", func() (bool, error) { return e.s.AcquireLease(c, "t", rk, "r2", min(17), min(32)) }, true, "r2"},
+		{"free lease", func() (bool, error) { return e.s.AcquireLease(c, "t", rk, conn, "r1", min(0), min(15)) }, true, "r1"},
+		{"contended", func() (bool, error) { return e.s.AcquireLease(c, "t", rk, conn, "r2", min(1), min(16)) }, false, "r1"},
+		{"holder extends", func() (bool, error) { return e.s.AcquireLease(c, "t", rk, conn, "r1", min(2), min(17)) }, true, "r1"},
+		{"still contended before expiry", func() (bool, error) { return e.s.AcquireLease(c, "t", rk, conn, "r2", min(16), min(31)) }, false, "r1"},
+		{"expired lease is taken", func() (bool, error) { return e.s.AcquireLease(c, "t", rk, conn, "r2", min(17), min(32)) }, true, "r2"},
 		{"release by a non-holder does nothing", func() (bool, error) { return true, e.s.ReleaseLease(c, "t", rk, "r1") }, true, "r2"},
 		{"release by the holder", func() (bool, error) { return true, e.s.ReleaseLease(c, "t", rk, "r2") }, true, ""},
-		{"free again", func() (bool, error) { return e.s.AcquireLease(c, "t", rk, "r3", min(18), min(33)) }, true, "r3"},
+		{"free again", func() (bool, error) { return e.s.AcquireLease(c, "t", rk, conn, "r3", min(18), min(33)) }, true, "r3"},
 	}
 	for _, st := range steps {
 		ok, err := st.do()
@@ -389,7 +395,7 @@ func TestLease(t *testing.T) {
 			t.Fatalf("%s: holder = %q, want %q", st.name, a.LeaseRunID, st.holder)
 		}
 	}
-	_, err := e.s.AcquireLease(c, "nobody", rk, "r1", t0, min(15))
+	_, err := e.s.AcquireLease(c, "nobody", rk, conn, "r1", t0, min(15))
 	wantCode(t, err, merchantsync.ENotFound)
 	if a, _ := e.s.GetAccount(c, "nobody", rk); a != nil {
 		t.Fatal("AcquireLease created an account")
@@ -404,7 +410,7 @@ func TestLease(t *testing.T) {
 		wins.Add(1)
 		go func() {
 			defer wins.Done()
-			ok, err := e.s.AcquireLease(c, "t", rk, fmt.Sprintf("c%d", i), min(40), min(55))
+			ok, err := e.s.AcquireLease(c, "t", rk, conn, fmt.Sprintf("c%d", i), min(40), min(55))
 			if err != nil {
 				t.Error(err)
 			}
@@ -429,7 +435,7 @@ func TestStartManualRun(t *testing.T) {
 		_, err := e.s.SaveIDs(c, "ids", rk, "AAAAAAAAAAA", "", t0)
 		must(t, err)
 		connected(t, e.s, "reauth")
-		must(t, e.s.FinishRun(c, run("reauth", "x", merchantsync.RunFailed), dynamo.AccountUpdate{State: merchantsync.StateReauthRequired}))
+		must(t, e.s.FinishRun(c, run("reauth", "x", merchantsync.RunFailed), dynamo.AccountUpdate{ConnectionID: conn, State: merchantsync.StateReauthRequired}))
 		connected(t, e.s, "off")
 		must(t, e.s.PutSettings(c, merchantsync.Settings{TenantID: "off", Enabled: false}))
 		for _, tc := range []struct{ tenant, code string }{
@@ -466,7 +472,7 @@ func TestStartManualRun(t *testing.T) {
 		}
 		done := running
 		done.State, done.FinishedAt = merchantsync.RunSucceeded, t0.Add(3*time.Minute)
-		must(t, e.s.FinishRun(c, done, dynamo.AccountUpdate{State: merchantsync.StateConnected, Succeeded: true}))
+		must(t, e.s.FinishRun(c, done, dynamo.AccountUpdate{ConnectionID: conn, State: merchantsync.StateConnected, Succeeded: true}))
 		r4, isNew, err := e.s.StartManualRun(c, run("j", "04", ""), t0.Add(4*time.Minute))
 		must(t, err)
 		if !isNew || r4.RunID != "04" {
@@ -531,7 +537,7 @@ func TestFinishRun(t *testing.T) {
 	connected(t, e.s, "t")
 	queued, _, err := e.s.StartManualRun(c, run("t", "01", ""), t0)
 	must(t, err)
-	ok, err := e.s.AcquireLease(c, "t", rk, "01", t0, t0.Add(15*time.Minute))
+	ok, err := e.s.AcquireLease(c, "t", rk, conn, "01", t0, t0.Add(15*time.Minute))
 	must(t, err)
 	if !ok {
 		t.Fatal("lease not acquired")
@@ -540,7 +546,7 @@ func TestFinishRun(t *testing.T) {
 	done.State, done.StartedAt, done.FinishedAt = merchantsync.RunSucceeded, t0, t0.Add(time.Minute)
 	done.MerchantsSynced, done.Changes, done.APICalls = 3, 1, 2
 	done.Counts = map[merchantsync.Status]int{merchantsync.StatusJoined: 2, merchantsync.StatusPending: 1}
-	must(t, e.s.FinishRun(c, done, dynamo.AccountUpdate{State: merchantsync.StateConnected, Succeeded: true, ScheduleRunID: "sched-1"}))
+	must(t, e.s.FinishRun(c, done, dynamo.AccountUpdate{ConnectionID: conn, State: merchantsync.StateConnected, Succeeded: true, ScheduleRunID: "sched-1"}))
 	a, err := e.s.GetAccount(c, "t", rk)
 	must(t, err)
 	checks := []struct {
@@ -567,11 +573,11 @@ func TestFinishRun(t *testing.T) {
 	}
 
 	// A failed run keeps counts and last sync; it does not clear another run's lease.
-	ok, err = e.s.AcquireLease(c, "t", rk, "other", t0, t0.Add(time.Hour))
+	ok, err = e.s.AcquireLease(c, "t", rk, conn, "other", t0, t0.Add(time.Hour))
 	must(t, err)
 	failed := run("t", "02", merchantsync.RunFailed)
 	failed.Error = &merchantsync.RunError{Code: "network_unavailable", Message: "Rakuten is down"}
-	must(t, e.s.FinishRun(c, failed, dynamo.AccountUpdate{State: merchantsync.StateError}))
+	must(t, e.s.FinishRun(c, failed, dynamo.AccountUpdate{ConnectionID: conn, State: merchantsync.StateError}))
 	a, err = e.s.GetAccount(c, "t", rk)
 	must(t, err)
 	if a.State != merchantsync.StateError || !reflect.DeepEqual(a.Counts, done.Counts) || !a.LastSyncAt.Equal(done.FinishedAt) ||
@@ -579,18 +585,26 @@ func TestFinishRun(t *testing.T) {
 		t.Errorf("after failed run: %+v", a)
 	}
 
-	// Disconnected meanwhile: the run is recorded, the state stays ids_saved.
-	must(t, e.s.MarkDisconnected(c, "t", rk, t0))
-	must(t, e.s.FinishRun(c, run("t", "03", merchantsync.RunSucceeded), dynamo.AccountUpdate{State: merchantsync.StateConnected, Succeeded: true}))
-	a, err = e.s.GetAccount(c, "t", rk)
-	must(t, err)
-	if a.State != merchantsync.StateIDsSaved || a.Connected || a.LastRun.RunID != "03" {
-		t.Errorf("finish after disconnect: %+v", a)
+	// Overtaken by a reconnect, a disconnect or a deletion: nothing is
+	// written (the engine records such a run itself), nothing is resurrected.
+	overtake := []struct {
+		name string
+		do   func() error
+	}{
+		{"reconnected", func() error { return connect(c, e.s, "t", "20250302T000000.000Z-00000000c2", "", "") }},
+		{"disconnected", func() error { return e.s.MarkDisconnected(c, "t", rk, "20250302T000000.000Z-00000000c2", t0) }},
+		{"deleted", func() error { return e.s.DeleteAccount(c, "t", rk, "") }},
 	}
-
-	// Deleted meanwhile: never resurrected, the run is still recorded.
-	must(t, e.s.DeleteAccount(c, "t", rk))
-	must(t, e.s.FinishRun(c, run("t", "04", merchantsync.RunSucceeded), dynamo.AccountUpdate{State: merchantsync.StateConnected, Succeeded: true}))
+	for i, o := range overtake {
+		must(t, o.do())
+		before := e.snapshot(t, "t")
+		id := fmt.Sprintf("%02d", i+3)
+		err := e.s.FinishRun(c, run("t", id, merchantsync.RunSucceeded), dynamo.AccountUpdate{ConnectionID: conn, State: merchantsync.StateConnected, Succeeded: true})
+		wantCode(t, err, merchantsync.EConnectionChanged)
+		if after := e.snapshot(t, "t"); !reflect.DeepEqual(before, after) {
+			t.Errorf("%s: a run of the old connection changed the table:\nbefore %v\nafter  %v", o.name, before, after)
+		}
+	}
 	if a, _ := e.s.GetAccount(c, "t", rk); a != nil {
 		t.Fatalf("FinishRun resurrected a deleted account: %+v", a)
 	}
@@ -600,7 +614,7 @@ func TestFinishRun(t *testing.T) {
 	for _, r := range runs {
 		ids = append(ids, r.RunID)
 	}
-	if !slices.Equal(ids, []string{"04", "03", "02", "01"}) {
+	if !slices.Equal(ids, []string{"02", "01"}) {
 		t.Fatalf("runs newest first = %v", ids)
 	}
 }
@@ -651,7 +665,7 @@ func TestListRelationships(t *testing.T) {
 		region := 1 + i%2*2 // regions 1 and 3
 		rels = append(rels, rel("t", region, int64(1000-i*7), statuses[i%len(statuses)]))
 	}
-	_, err := e.s.WriteRelationships(c, rels, nil)
+	_, err := e.s.WriteRelationships(c, fenced(t, e.s, "t"), rels, nil)
 	must(t, err)
 	sorted := slices.Clone(rels)
 	sort.Slice(sorted, func(i, j int) bool {
@@ -735,7 +749,8 @@ func TestListRelationshipsByStatusReadsOnlyMatches(t *testing.T) {
 		}
 		rels = append(rels, rel("t", 1, int64(i+1), st))
 	}
-	_, err := e.s.WriteRelationships(c, rels, nil)
+	f := fenced(t, e.s, "t")
+	_, err := e.s.WriteRelationships(c, f, rels, nil)
 	must(t, err)
 	e.counter.Reset()
 	page, next, err := e.s.ListRelationships(c, "t", rk, merchantsync.StatusDeclined, 100, "")
@@ -749,7 +764,7 @@ func TestListRelationshipsByStatusReadsOnlyMatches(t *testing.T) {
 
 	moved := rels[0] // joined → declined
 	moved.Status = merchantsync.StatusDeclined
-	_, err = e.s.WriteRelationships(c, []merchantsync.Relationship{moved}, nil)
+	_, err = e.s.WriteRelationships(c, f, []merchantsync.Relationship{moved}, nil)
 	must(t, err)
 	page, _, err = e.s.ListRelationships(c, "t", rk, merchantsync.StatusDeclined, 100, "")
 	must(t, err)
@@ -764,7 +779,7 @@ func TestForgedCursor(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	c := ctx(t)
-	_, err := e.s.WriteRelationships(c, []merchantsync.Relationship{rel("t", 1, 1, merchantsync.StatusJoined), rel("t", 1, 2, merchantsync.StatusJoined)}, nil)
+	_, err := e.s.WriteRelationships(c, fenced(t, e.s, "t"), []merchantsync.Relationship{rel("t", 1, 1, merchantsync.StatusJoined), rel("t", 1, 2, merchantsync.StatusJoined)}, nil)
 	must(t, err)
 	must(t, e.s.CreateRun(c, run("t", "01", merchantsync.RunQueued)))
 	must(t, e.s.CreateRun(c, run("t", "02", merchantsync.RunQueued)))
@@ -799,7 +814,7 @@ func TestForgedCursor(t *testing.T) {
 	_, _, err = e.s.ListChanges(c, "t", rk, time.Time{}, 10, relCursor)
 	wantCode(t, err, merchantsync.EInvalid)
 	// Extra fields cannot name another partition: the PK is always the caller's.
-	_, err = e.s.WriteRelationships(c, []merchantsync.Relationship{rel("other", 1, 5, merchantsync.StatusJoined)}, nil)
+	_, err = e.s.WriteRelationships(c, fenced(t, e.s, "other"), []merchantsync.Relationship{rel("other", 1, 5, merchantsync.StatusJoined)}, nil)
 	must(t, err)
 	smuggled := b64(`{"k":"REL#rakuten#00001#0000000000000000001","PK":"TENANT#other","pk":"TENANT#other"}`)
 	page, _, err := e.s.ListRelationships(c, "t", rk, "", 10, smuggled)
@@ -829,7 +844,7 @@ func TestListChanges(t *testing.T) {
 			At: t0.Add(off), RunID: "r",
 		})
 	}
-	_, err := e.s.WriteRelationships(c, nil, changes)
+	_, err := e.s.WriteRelationships(c, fenced(t, e.s, "t"), nil, changes)
 	must(t, err)
 	ids := func(cs []merchantsync.Change) []int64 {
 		var out []int64
@@ -873,6 +888,9 @@ func TestListChanges(t *testing.T) {
 		t.Errorf("stored change = %+v\nwant %+v", all[len(all)-1], changes[0])
 	}
 	for _, item := range e.scan(t) {
+		if k, _ := item["kind"].(*types.AttributeValueMemberS); k == nil || k.Value != "change" {
+			continue
+		}
 		if ttl, ok := item[dynamo.AttrTTL].(*types.AttributeValueMemberN); !ok || ttl.Value < fmt.Sprint(t0.Add(dynamo.ChangeTTL).Unix()) {
 			t.Fatalf("change TTL = %v, want ≥ at + 1 year", item[dynamo.AttrTTL])
 		}
@@ -894,14 +912,15 @@ func TestNoSecretsStored(t *testing.T) {
 	must(t, e.s.PutSettings(c, merchantsync.Settings{TenantID: "t", Enabled: true}))
 	r, _, err := e.s.StartManualRun(c, run("t", "01", ""), t0)
 	must(t, err)
-	_, err = e.s.AcquireLease(c, "t", rk, "01", t0, t0.Add(time.Minute))
+	_, err = e.s.AcquireLease(c, "t", rk, conn, "01", t0, t0.Add(time.Minute))
 	must(t, err)
-	_, err = e.s.WriteRelationships(c, []merchantsync.Relationship{rel("t", 1, 1, merchantsync.StatusJoined)},
+	f := merchantsync.Fence{TenantID: "t", Network: rk, ConnectionID: conn, LeaseHolder: "01"}
+	_, err = e.s.WriteRelationships(c, f, []merchantsync.Relationship{rel("t", 1, 1, merchantsync.StatusJoined)},
 		[]merchantsync.Change{{TenantID: "t", Network: rk, RegionNetwork: 1, AdvertiserID: 1, To: merchantsync.StatusJoined, At: t0}})
 	must(t, err)
 	r.State = merchantsync.RunFailed
 	r.Error = &merchantsync.RunError{Code: "network_auth_failed", Message: "refused"}
-	must(t, e.s.FinishRun(c, r, dynamo.AccountUpdate{State: merchantsync.StateReauthRequired}))
+	must(t, e.s.FinishRun(c, r, dynamo.AccountUpdate{ConnectionID: conn, State: merchantsync.StateReauthRequired}))
 	items := e.scan(t)
 	if len(items) < 5 {
 		t.Fatalf("only %d items", len(items))
@@ -928,5 +947,70 @@ func TestNoSecretsStored(t *testing.T) {
 	}
 	if names < 40 {
 		t.Fatalf("walked only %d attribute names", names)
+	}
+}
+
+// TestConnectionGenerations: every connect starts a new connection that
+// fences out the old one's lease and active run; a lease asked for under
+// an old connection is refused with EConnectionChanged.
+func TestConnectionGenerations(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := ctx(t)
+	const c2 = "20250302T000000.000Z-00000000c2"
+	_, err := e.s.SaveIDs(c, "t", rk, "lMh2Xiq9xN0", "", t0)
+	must(t, err)
+	prev, err := e.s.MarkConnected(c, "t", rk, merchantsync.Connection{ID: conn, SiteID: "1234567", Username: "me"}, t0)
+	must(t, err)
+	if prev != "" {
+		t.Fatalf("first connect replaced %q", prev)
+	}
+	_, _, err = e.s.StartManualRun(c, run("t", "01", ""), t0)
+	must(t, err)
+	ok, err := e.s.AcquireLease(c, "t", rk, conn, "01~x", t0, t0.Add(time.Hour))
+	must(t, err)
+	if !ok {
+		t.Fatal("lease not taken")
+	}
+	prev, err = e.s.MarkConnected(c, "t", rk, merchantsync.Connection{ID: c2, SiteID: "7654321"}, t0.Add(time.Minute))
+	must(t, err)
+	a, err := e.s.GetAccount(c, "t", rk)
+	must(t, err)
+	if prev != conn || a.ConnectionID != c2 || a.LeaseRunID != "" || a.ActiveRunID != "" || a.SiteID != "7654321" || a.Username != "" {
+		t.Fatalf("reconnect replaced %q; account %+v", prev, a)
+	}
+	// The old connection's run can take the lease no more; the new one can.
+	_, err = e.s.AcquireLease(c, "t", rk, conn, "01~x", t0, t0.Add(time.Hour))
+	wantCode(t, err, merchantsync.EConnectionChanged)
+	ok, err = e.s.AcquireLease(c, "t", rk, c2, "02~y", t0, t0.Add(time.Hour))
+	must(t, err)
+	if !ok {
+		t.Fatal("the new connection's run could not take the lease")
+	}
+	// A manual sync after the reconnect starts a run of its own.
+	r, isNew, err := e.s.StartManualRun(c, run("t", "03", ""), t0.Add(time.Minute))
+	must(t, err)
+	if !isNew || r.RunID != "03" {
+		t.Fatalf("manual sync after reconnect joined %+v", r)
+	}
+	// Disconnecting the new connection works; naming the old one is refused.
+	wantCode(t, e.s.MarkDisconnected(c, "t", rk, conn, t0), merchantsync.EConnectionChanged)
+	must(t, e.s.MarkDisconnected(c, "t", rk, c2, t0))
+	if a, _ := e.s.GetAccount(c, "t", rk); a.ConnectionID != "" || a.Connected || a.LeaseRunID != "" {
+		t.Fatalf("after disconnect: %+v", a)
+	}
+}
+
+// TestCursorOutsideTheQuery: a well-formed cursor whose key lies outside
+// the query's key range is the caller's mistake (400), not DynamoDB's
+// ValidationException (500).
+func TestCursorOutsideTheQuery(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := ctx(t)
+	since := t0.Add(-time.Hour)
+	for _, sk := range []string{"CHANGE#rakuten#~~", "CHANGE#rakuten#" + t0.Add(-2*time.Hour).Format(time.RFC3339)} {
+		_, _, err := e.s.ListChanges(c, "t", rk, since, 10, base64URL(`{"k":"`+sk+`"}`))
+		wantCode(t, err, merchantsync.EInvalid)
 	}
 }

@@ -36,7 +36,15 @@ func BenchmarkListRelationships(b *testing.B) {
 			Name: fmt.Sprintf("Merchant %d", i), Status: st, RawStatus: string(st), ProgramStatus: "active",
 			StatusChangedAt: now, FirstSeenAt: now, LastSeenAt: now}
 	}
-	if _, err := store.WriteRelationships(ctx, rels, nil); err != nil {
+	const conn = "20261126T030000.000Z-0000000001"
+	if _, err := store.MarkConnected(ctx, "bench", "rakuten", merchantsync.Connection{ID: conn}, now); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := store.AcquireLease(ctx, "bench", "rakuten", conn, "bench~1", now, now.Add(time.Hour)); err != nil {
+		b.Fatal(err)
+	}
+	fence := merchantsync.Fence{TenantID: "bench", Network: "rakuten", ConnectionID: conn, LeaseHolder: "bench~1"}
+	if _, err := store.WriteRelationships(ctx, fence, rels, nil); err != nil {
 		b.Fatal(err)
 	}
 	h := lambda.NewHandler(httpapi.NewAPIRouter(&httpapi.API{Store: store}, nil).Handle)

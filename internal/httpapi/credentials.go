@@ -17,15 +17,16 @@ import (
 type CredentialStore interface {
 	GetSettings(ctx context.Context, tenant string) (merchantsync.Settings, error)
 	GetAccount(ctx context.Context, tenant, network string) (*merchantsync.Account, error)
-	MarkConnected(ctx context.Context, tenant, network, siteID, username string, now time.Time) error
-	MarkDisconnected(ctx context.Context, tenant, network string, now time.Time) error
-	DeleteAccount(ctx context.Context, tenant, network string) error
+	MarkConnected(ctx context.Context, tenant, network string, c merchantsync.Connection, now time.Time) (string, error)
+	MarkDisconnected(ctx context.Context, tenant, network, conn string, now time.Time) error
+	DeleteAccount(ctx context.Context, tenant, network, conn string) error
 }
 
-// SecretWriter stores and deletes a tenant's network credentials.
+// SecretWriter stores and deletes the credentials of one connection of a
+// tenant's network account (each connection has a secret of its own).
 type SecretWriter interface {
-	Put(ctx context.Context, tenant, network string, sec secrets.Secret) error
-	Delete(ctx context.Context, tenant, network string) error
+	Create(ctx context.Context, tenant, network, conn string, sec secrets.Secret) error
+	Delete(ctx context.Context, tenant, network, conn string) error
 }
 
 // TokenExchanger trades a publisher's password for tokens, once.
@@ -133,24 +134,41 @@ func (c *Credentials) putCredentials(ctx context.Context, r *Request) (int, any,
 	if err != nil {
 		return 0, nil, tokenError(err)
 	}
+	// A new connection: its own secret, then the account points at it. The
+	// connection it replaces is fenced out (a sync still running for it can
+	// write nothing more), and its secret is deleted last.
+	now := c.Now()
+	conn := merchantsync.Connection{ID: merchantsync.NewConnectionID(now), SiteID: cr.SiteID, Username: user}
 	sec := secrets.Secret{
 		ClientID: cr.ClientID, ClientSecret: cr.ClientSecret, SiteID: cr.SiteID,
 		RefreshToken: tok.RefreshToken, AccessToken: tok.AccessToken, AccessExpiry: tok.Expiry,
-		AuthScheme: tok.Scheme, UpdatedAt: c.Now().UTC(),
+		AuthScheme: tok.Scheme, UpdatedAt: now.UTC(),
 	}
-	if err := c.Secrets.Put(ctx, r.Tenant, network, sec); err != nil {
+	if err := c.Secrets.Create(ctx, r.Tenant, network, conn.ID, sec); err != nil {
 		return 0, nil, err
 	}
-	if err := c.Store.MarkConnected(ctx, r.Tenant, network, cr.SiteID, user, c.Now()); err != nil {
-		// The IDs vanished between the checks (a concurrent DELETE ids):
-		// do not leave a secret behind that nothing points at.
-		if derr := c.Secrets.Delete(ctx, r.Tenant, network); derr != nil {
-			c.Logger.ErrorContext(ctx, "delete orphaned secret", "tenant_id", r.Tenant, "network", network, "err", derr.Error())
-		}
+	prev, err := c.Store.MarkConnected(ctx, r.Tenant, network, conn, now)
+	if err != nil {
+		// The IDs vanished meanwhile (a concurrent DELETE ids), or the
+		// store failed: leave no secret behind that nothing points at.
+		c.deleteSecret(ctx, r.Tenant, network, conn.ID)
 		return 0, nil, err
 	}
-	c.Logger.InfoContext(ctx, "network connected", "tenant_id", r.Tenant, "network", network)
+	if prev != "" {
+		c.deleteSecret(ctx, r.Tenant, network, prev)
+	}
+	c.Logger.InfoContext(ctx, "network connected", "tenant_id", r.Tenant, "network", network, "connection_id", conn.ID)
 	return c.view(ctx, r.Tenant, network)
+}
+
+// deleteSecret deletes the secret of a connection nothing points at any
+// more. A failure is logged with the connection id, never fatal: the
+// publisher's request has succeeded, and that secret can no longer be used.
+func (c *Credentials) deleteSecret(ctx context.Context, tenant, network, conn string) {
+	if err := c.Secrets.Delete(ctx, tenant, network, conn); err != nil {
+		c.Logger.ErrorContext(ctx, "delete the secret of an ended connection", "tenant_id", tenant, "network", network,
+			"connection_id", conn, "err", err.Error())
+	}
 }
 
 // tokenError maps a refused or failed token exchange to the API's errors.
@@ -162,7 +180,7 @@ func tokenError(err error) error {
 			msg += " Rakuten said: " + reason
 		}
 		return merchantsync.Errorf(merchantsync.ENetworkAuthFailed, "%s", msg)
-	case rakuten.KindThrottled, rakuten.KindUnavailable, rakuten.KindBadResponse:
+	case rakuten.KindThrottled, rakuten.KindUnavailable, rakuten.KindBadResponse, rakuten.KindRedirect:
 		return merchantsync.Errorf(merchantsync.ENetworkUnavailable,
 			"Rakuten did not answer properly; nothing was saved. Try again in a few minutes.")
 	}
@@ -193,19 +211,11 @@ func (c *Credentials) view(ctx context.Context, tenant, network string) (int, an
 
 func (c *Credentials) deleteCredentials(ctx context.Context, r *Request) (int, any, error) {
 	network := r.PathParams["network"]
-	acct, err := c.Store.GetAccount(ctx, r.Tenant, network)
+	err := c.endConnection(ctx, r.Tenant, network, func(conn string) error {
+		return c.Store.MarkDisconnected(ctx, r.Tenant, network, conn, c.Now())
+	})
 	if err != nil {
 		return 0, nil, err
-	}
-	// Delete the secret first: if the store update then fails, a retry
-	// finishes the job, and no secret outlives its connection.
-	if err := c.Secrets.Delete(ctx, r.Tenant, network); err != nil {
-		return 0, nil, err
-	}
-	if acct != nil {
-		if err := c.Store.MarkDisconnected(ctx, r.Tenant, network, c.Now()); err != nil {
-			return 0, nil, err
-		}
 	}
 	c.Logger.InfoContext(ctx, "network disconnected", "tenant_id", r.Tenant, "network", network)
 	return c.view(ctx, r.Tenant, network)
@@ -213,12 +223,44 @@ func (c *Credentials) deleteCredentials(ctx context.Context, r *Request) (int, a
 
 func (c *Credentials) deleteIDs(ctx context.Context, r *Request) (int, any, error) {
 	network := r.PathParams["network"]
-	if err := c.Secrets.Delete(ctx, r.Tenant, network); err != nil {
-		return 0, nil, err
-	}
-	if err := c.Store.DeleteAccount(ctx, r.Tenant, network); err != nil {
+	err := c.endConnection(ctx, r.Tenant, network, func(conn string) error {
+		return c.Store.DeleteAccount(ctx, r.Tenant, network, conn)
+	})
+	if err != nil {
 		return 0, nil, err
 	}
 	c.Logger.InfoContext(ctx, "network ids removed", "tenant_id", r.Tenant, "network", network)
 	return c.view(ctx, r.Tenant, network)
 }
+
+// endConnection deletes the current connection's secret, then updates the
+// account with end, which is conditional on that connection still being
+// current. The secret goes first: if the update then fails, a retry finishes
+// the job, and no secret outlives its connection. A connect that lands in
+// between makes end fail with EConnectionChanged: the newer connection is
+// ended too, since the publisher's last word is to disconnect.
+func (c *Credentials) endConnection(ctx context.Context, tenant, network string, end func(conn string) error) error {
+	for range maxEndRaces {
+		acct, err := c.Store.GetAccount(ctx, tenant, network)
+		if err != nil {
+			return err
+		}
+		conn := ""
+		if acct != nil {
+			conn = acct.ConnectionID
+		}
+		if conn != "" {
+			if err := c.Secrets.Delete(ctx, tenant, network, conn); err != nil {
+				return err
+			}
+		}
+		err = end(conn)
+		if merchantsync.ErrorCode(err) != merchantsync.EConnectionChanged {
+			return err
+		}
+	}
+	return merchantsync.Errorf(merchantsync.EConflict, "The connection kept changing while it was being removed; please retry.")
+}
+
+// maxEndRaces bounds endConnection's retries against concurrent connects.
+const maxEndRaces = 5

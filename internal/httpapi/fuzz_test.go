@@ -156,21 +156,24 @@ func (f *fuzzFake) ListChanges(_ context.Context, tenant, network string, _ time
 	return nil, "", f.key("ListChanges", tenant, network)
 }
 
-func (f *fuzzFake) MarkConnected(_ context.Context, tenant, network, siteID, username string, _ time.Time) error {
-	if !fuzzSiteID.MatchString(siteID) {
-		f.violation("MarkConnected: siteId %q", siteID)
+func (f *fuzzFake) MarkConnected(_ context.Context, tenant, network string, c merchantsync.Connection, _ time.Time) (string, error) {
+	if !fuzzSiteID.MatchString(c.SiteID) {
+		f.violation("MarkConnected: siteId %q", c.SiteID)
 	}
-	if username == "" || username != strings.TrimSpace(username) || len(username) > 256 {
-		f.violation("MarkConnected: username %q", username)
+	if c.Username == "" || c.Username != strings.TrimSpace(c.Username) || len(c.Username) > 256 {
+		f.violation("MarkConnected: username %q", c.Username)
 	}
-	return f.key("MarkConnected", tenant, network)
+	if c.ID == "" {
+		f.violation("MarkConnected: no connection id")
+	}
+	return "", f.key("MarkConnected", tenant, network)
 }
 
-func (f *fuzzFake) MarkDisconnected(_ context.Context, tenant, network string, _ time.Time) error {
+func (f *fuzzFake) MarkDisconnected(_ context.Context, tenant, network, _ string, _ time.Time) error {
 	return f.key("MarkDisconnected", tenant, network)
 }
 
-func (f *fuzzFake) DeleteAccount(_ context.Context, tenant, network string) error {
+func (f *fuzzFake) DeleteAccount(_ context.Context, tenant, network, _ string) error {
 	return f.key("DeleteAccount", tenant, network)
 }
 
@@ -187,15 +190,15 @@ func (f *fuzzFake) PutRun(_ context.Context, run merchantsync.Run) error {
 
 // Secrets.
 
-func (f *fuzzFake) Put(_ context.Context, tenant, network string, sec secrets.Secret) error {
+func (f *fuzzFake) Create(_ context.Context, tenant, network, _ string, sec secrets.Secret) error {
 	if sec.ClientID == "" || sec.ClientID != strings.TrimSpace(sec.ClientID) || len(sec.ClientID) > 256 ||
 		strings.TrimSpace(sec.ClientSecret) == "" || len(sec.ClientSecret) > 512 || !fuzzSiteID.MatchString(sec.SiteID) {
-		f.violation("Secrets.Put: unvalidated credentials %q / %d-byte secret / %q", sec.ClientID, len(sec.ClientSecret), sec.SiteID)
+		f.violation("Secrets.Create: unvalidated credentials %q / %d-byte secret / %q", sec.ClientID, len(sec.ClientSecret), sec.SiteID)
 	}
-	return f.key("Secrets.Put", tenant, network)
+	return f.key("Secrets.Create", tenant, network)
 }
 
-func (f *fuzzFake) Delete(_ context.Context, tenant, network string) error {
+func (f *fuzzFake) Delete(_ context.Context, tenant, network, _ string) error {
 	return f.key("Secrets.Delete", tenant, network)
 }
 

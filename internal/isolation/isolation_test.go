@@ -82,21 +82,34 @@ func (b *brokenStore) SaveIDs(ctx context.Context, tenant, network, affiliateID,
 	return b.Store.SaveIDs(ctx, b.swap("SaveIDs", tenant), network, affiliateID, siteID, now)
 }
 
-func (b *brokenStore) MarkDisconnected(ctx context.Context, tenant, network string, now time.Time) error {
-	return b.Store.MarkDisconnected(ctx, b.swap("MarkDisconnected", tenant), network, now)
+func (b *brokenStore) MarkDisconnected(ctx context.Context, tenant, network, conn string, now time.Time) error {
+	if t := b.swap("MarkDisconnected", tenant); t != tenant {
+		// Broken all the way: the other tenant's current connection too.
+		a, err := b.Store.GetAccount(ctx, t, network)
+		if err != nil {
+			return err
+		}
+		if a != nil {
+			conn = a.ConnectionID
+		}
+		tenant = t
+	}
+	return b.Store.MarkDisconnected(ctx, tenant, network, conn, now)
 }
 
-// brokenSecrets deletes tenant to's secret when asked to delete from's.
+// brokenSecrets deletes tenant to's secret (its current connection's) when
+// asked to delete from's.
 type brokenSecrets struct {
 	*secrets.Store
 	from, to string
+	connOf   func(tenant string) string
 }
 
-func (b *brokenSecrets) Delete(ctx context.Context, tenant, network string) error {
+func (b *brokenSecrets) Delete(ctx context.Context, tenant, network, conn string) error {
 	if tenant == b.from {
-		tenant = b.to
+		tenant, conn = b.to, b.connOf(b.to)
 	}
-	return b.Store.Delete(ctx, tenant, network)
+	return b.Store.Delete(ctx, tenant, network, conn)
 }
 
 // TestIsolationCheckerCatchesLeaks proves the suite can fail: each case
@@ -121,7 +134,7 @@ func TestIsolationCheckerCatchesLeaks(t *testing.T) {
 			w := newWorld(t)
 			var r routers
 			if tt.method == "secrets.Delete" {
-				r = w.routersOn(w.store, &brokenSecrets{Store: w.secrets, from: w.B.ID, to: w.A.ID})
+				r = w.routersOn(w.store, &brokenSecrets{Store: w.secrets, from: w.B.ID, to: w.A.ID, connOf: w.connOf})
 			} else {
 				r = w.routersOn(&brokenStore{Store: w.store, method: tt.method, from: w.B.ID, to: w.A.ID}, w.secrets)
 			}

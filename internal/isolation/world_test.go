@@ -356,9 +356,26 @@ func (w *world) runIDs(tenantID string) []string {
 	return out
 }
 
-// secretOf returns the tenant's secret as the fake holds it ("", false when absent).
+// connOf returns the tenant's current connection id ("" when none).
+func (w *world) connOf(tenantID string) string {
+	a, err := w.store.GetAccount(w.ctx, tenantID, network)
+	if err != nil {
+		w.t.Fatalf("GetAccount: %v", err)
+	}
+	if a == nil {
+		return ""
+	}
+	return a.ConnectionID
+}
+
+// secretOf returns the secret of the tenant's current connection as the
+// fake holds it ("", false when absent).
 func (w *world) secretOf(tenantID string) (string, bool) {
-	v, ok := w.sm.All()[w.secrets.Name(tenantID, network)]
+	conn := w.connOf(tenantID)
+	if conn == "" {
+		return "", false
+	}
+	v, ok := w.sm.All()[w.secrets.Name(tenantID, network, conn)]
 	return v, ok
 }
 

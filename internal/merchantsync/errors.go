@@ -26,6 +26,10 @@ const (
 	ENetworkUnavailable = "network_unavailable"    // 502: Rakuten is down or throttling us
 	EThrottled          = "throttled"              // 503: our own dependencies throttle us; retry
 	EInternal           = "internal"               // 500
+	// EConnectionChanged is a run's reason for ending skipped: the
+	// publisher reconnected or disconnected while it ran (409 if ever
+	// answered).
+	EConnectionChanged = "connection_changed"
 )
 
 // Error is an error a person can act on: Code is for programs, Message for
@@ -97,7 +101,7 @@ func HTTPStatus(code string) int {
 		return http.StatusNotFound
 	case EMethodNotAllowed:
 		return http.StatusMethodNotAllowed
-	case EConflict, ENetworkIDRequired, ENotConnected, ESyncDisabled, EReauthRequired:
+	case EConflict, ENetworkIDRequired, ENotConnected, ESyncDisabled, EReauthRequired, EConnectionChanged:
 		return http.StatusConflict
 	case ETooLarge:
 		return http.StatusRequestEntityTooLarge
@@ -113,3 +117,9 @@ func HTTPStatus(code string) int {
 		return http.StatusInternalServerError
 	}
 }
+
+// ErrRejected is wrapped by errors of a dependency that refused the data for
+// good (an item over DynamoDB's size limit, a request it calls invalid):
+// retrying cannot help, so a sync that meets it fails instead of being
+// redelivered. It is not a code: the API answers such a fault with a 500.
+var ErrRejected = errors.New("refused for good by a dependency")

@@ -64,11 +64,16 @@ type Account struct {
 	AffiliateID string
 	SiteID      string
 	// Username is kept for display only ("connected as …"). Never the password.
-	Username    string
-	Connected   bool            // credentials are stored in Secrets Manager
-	State       ConnectionState // stored state: ids_saved, connected, reauth_required or error
-	ConnectedAt time.Time
-	UpdatedAt   time.Time
+	Username  string
+	Connected bool // credentials are stored in Secrets Manager
+	// ConnectionID names the current connection: every connect starts a new
+	// one and every disconnect ends it. A sync remembers the id it started
+	// with and every write it makes is conditional on it still being current
+	// (see Fence), so a sync never changes a newer connection.
+	ConnectionID string
+	State        ConnectionState // stored state: ids_saved, connected, reauth_required or error
+	ConnectedAt  time.Time
+	UpdatedAt    time.Time
 
 	LastRun    *Run           // summary of the last finished run
 	Counts     map[Status]int // relationships by status after the last successful run
@@ -165,7 +170,36 @@ type SyncRequest struct {
 	// ScheduleRunID is the schedule invocation's id for scheduled syncs; the
 	// same schedule run never syncs an account twice.
 	ScheduleRunID string `json:"scheduleRunId,omitempty"`
+	// LastAttempt is set by the worker (never sent) when the queue will not
+	// deliver this message again: an internal fault then fails the run
+	// instead of leaving it running.
+	LastAttempt bool `json:"-"`
 }
+
+// Connection is what connecting stores about a publisher's credentials
+// outside the secret: which connection it is and what may be shown.
+type Connection struct {
+	ID       string
+	SiteID   string
+	Username string // for display only; never the password
+}
+
+// Fence is what a sync's writes are conditional on: the account's
+// connection is still the one the run started with, and the run still holds
+// the sync lease. A write whose fence no longer holds fails with
+// EConnectionChanged (a reconnect or disconnect) or EConflict (another sync
+// took the lease over).
+type Fence struct {
+	TenantID     string
+	Network      string
+	ConnectionID string
+	LeaseHolder  string
+}
+
+// NewConnectionID returns a new, time-sortable connection id. It is made of
+// characters a Secrets Manager name accepts, because each connection's
+// credentials live in a secret of their own.
+func NewConnectionID(now time.Time) string { return NewRunID(now) }
 
 // runIDTime is the sortable time prefix of run ids, so RUN# items sort by time.
 const runIDTime = "20060102T150405.000Z"

@@ -3,6 +3,7 @@ package merchantsync
 import (
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Status is a normalized relationship status.
@@ -124,4 +125,29 @@ type Change struct {
 	RawTo         string
 	At            time.Time
 	RunID         string
+}
+
+// Bounds on text a network sends, in bytes. Whatever a network sends, a
+// relationship item must stay far below DynamoDB's 400 KB item limit; real
+// merchant names are a few dozen bytes and statuses a word.
+const (
+	MaxNameBytes   = 1024
+	MaxStatusBytes = 64
+)
+
+// Clip returns s cut to at most max bytes on a rune boundary, ending in "…"
+// when it was cut, so a clipped name still reads as one.
+func Clip(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	const ellipsis = "…"
+	cut := max - len(ellipsis)
+	if cut <= 0 {
+		return s[:0]
+	}
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + ellipsis
 }

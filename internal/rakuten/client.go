@@ -99,6 +99,12 @@ func New(cfg Config) *Client {
 	if c.hc == nil {
 		c.hc = defaultHTTPClient()
 	}
+	// Never follow a redirect, whatever client was given: the host pinning
+	// of endpoint() would be bypassed (a token request re-sent elsewhere
+	// with its body, password included). A 3xx is classified KindRedirect.
+	hc := *c.hc
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.hc = &hc
 	if c.rpm == 0 {
 		c.rpm = 100
 	}

@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // Kind classifies a failure by what the caller can do about it.
@@ -37,6 +36,11 @@ const (
 	KindBadResponse Kind = "bad_response"
 	// KindInvalidRequest: Rakuten rejected our request's parameters (a bug on our side).
 	KindInvalidRequest Kind = "invalid_request"
+	// KindRedirect: Rakuten (or something in front of it) answered with a
+	// redirect. It is never followed: a token request would carry the
+	// password or the token key to another host, and a partnerships page
+	// from elsewhere is not Rakuten's data.
+	KindRedirect Kind = "redirect"
 )
 
 // Error is a failed Rakuten call. Message is Rakuten's reason (or ours when
@@ -249,6 +253,14 @@ func classify(status int, h http.Header, raw []byte) *Error {
 	e := &Error{HTTPStatus: status, Code: b.code, Message: b.message}
 	e.throttle = status == http.StatusTooManyRequests || throttleText(b)
 	switch {
+	case status >= 300 && status < 400:
+		e.Kind = KindRedirect
+		e.Code, e.Message = "", "redirect"
+		if u, err := url.Parse(h.Get("Location")); err == nil && u.Host != "" {
+			// The host only: the rest of the address may carry anything.
+			e.Message = "redirect to " + u.Host
+		}
+		e.Message += " (not followed)"
 	case status == http.StatusUnauthorized:
 		switch b.code {
 		case "900903", "900904":
@@ -316,67 +328,4 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		}
 	}
 	return 0
-}
-
-// scrub removes every secret the call knew, and anything else shaped like
-// a token, from s and bounds its length.
-// Rakuten's reasons are shown to people; a gateway that echoes a request
-// must not turn into a leak.
-func scrub(s string, secrets []string) string {
-	// Collapse whitespace first: collapsing after redacting could join a
-	// near-copy ("ab  cd" for the secret "ab cd") into the secret itself.
-	s = strings.Join(strings.Fields(s), " ")
-	for _, sec := range secrets {
-		if sec == "" {
-			continue
-		}
-		// Also the form-encoded spelling, as a gateway echoing our request
-		// body would show it, and the secret's own collapsed form.
-		for _, form := range [...]string{sec, url.QueryEscape(sec), strings.Join(strings.Fields(sec), " ")} {
-			if form != "" {
-				s = strings.ReplaceAll(s, form, "[redacted]")
-			}
-		}
-	}
-	s = redactTokenLike(s)
-	if len(s) > maxMessage {
-		cut := maxMessage
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	return s
-}
-
-// redactTokenLike replaces long runs of token characters that mix letters
-// and digits: a gateway may echo a token this call never knew (an old one,
-// another header), and no human-readable reason looks like that.
-func redactTokenLike(s string) string {
-	const minLen = 24
-	isTok := func(c byte) bool {
-		return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			strings.IndexByte("-_.~+/=", c) >= 0
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		if !isTok(s[i]) {
-			b.WriteByte(s[i])
-			i++
-			continue
-		}
-		j, letter, digit := i, false, false
-		for ; j < len(s) && isTok(s[j]); j++ {
-			c := s[j]
-			letter = letter || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
-			digit = digit || c >= '0' && c <= '9'
-		}
-		if j-i >= minLen && letter && digit {
-			b.WriteString("[redacted]")
-		} else {
-			b.WriteString(s[i:j])
-		}
-		i = j
-	}
-	return b.String()
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/url"
@@ -24,8 +25,10 @@ import (
 //
 // Bodies may hold placeholders that the fuzz function replaces with the
 // secret in the spelling a server echoing our request would use:
-// {{raw}}, {{json}} (JSON string escapes), {{xml}} (XML escapes) and
-// {{form}} (form encoding). The secret always starts with fuzzSecretPrefix,
+// {{raw}}, {{json}} (JSON string escapes), {{xml}} (XML escapes),
+// {{form}} (form encoding), {{path}} (path escapes), {{html}} (HTML
+// escapes), and only its first or last minFragment+2 characters: {{head}},
+// {{tail}}. The secret always starts with fuzzSecretPrefix,
 // so finding it in an error is a leak, never a coincidence with our own text.
 
 const fuzzSecretPrefix = "S3cr3t"
@@ -41,6 +44,10 @@ func withSecret(body, secret string) []byte {
 		"{{json}}", strings.Trim(string(js), `"`),
 		"{{xml}}", xb.String(),
 		"{{form}}", url.QueryEscape(secret),
+		"{{path}}", url.PathEscape(secret),
+		"{{html}}", html.EscapeString(secret),
+		"{{head}}", secret[:min(len(secret), minFragment+2)],
+		"{{tail}}", secret[max(0, len(secret)-minFragment-2):],
 	).Replace(body))
 }
 
@@ -59,11 +66,29 @@ func checkNoSecret(t *testing.T, err error, secrets ...string) {
 			}
 		}
 	}
+	// Scrubbed text (what a person sees) shows no run of minFragment
+	// characters of a secret, however it was escaped. Only runs that start
+	// inside fuzzSecretPrefix are looked for: a run wholly inside the
+	// fuzzer's suffix could be our own words ("malformed token").
+	if re != nil {
+		for _, s := range []string{re.Message, re.Code} {
+			for _, sec := range secrets {
+				if !strings.HasPrefix(sec, fuzzSecretPrefix) {
+					continue
+				}
+				for i := 0; i < len(fuzzSecretPrefix)-1 && i+minFragment <= len(sec); i++ {
+					if strings.Contains(s, sec[i:i+minFragment]) {
+						t.Fatalf("error shows %q of a secret: %q", sec[i:i+minFragment], s)
+					}
+				}
+			}
+		}
+	}
 }
 
 var knownKinds = map[Kind]bool{
 	KindInvalidCredentials: true, KindExpired: true, KindReauthRequired: true, KindThrottled: true,
-	KindUnavailable: true, KindEntitlement: true, KindBadResponse: true, KindInvalidRequest: true,
+	KindUnavailable: true, KindEntitlement: true, KindBadResponse: true, KindInvalidRequest: true, KindRedirect: true,
 }
 
 func amsFault(code, msg, desc string) string {
@@ -98,6 +123,9 @@ var errorBodies = []string{
 	`{"message":"The number of requests allowed per minute has been exceeded"}`,
 	"The number of requests allowed per minute has been exceeded",
 	"grant_type=password&password={{form}}&client_secret={{form}}",
+	"echo /token/{{path}}?pw={{form}}",
+	"<html><title>&lt;{{html}}&gt;</title></html>",
+	`{"error":"invalid_grant","error_description":"refresh token {{head}}… unknown; key …{{tail}}"}`,
 	"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>",
 	"<html><title>{{xml}}</title></html>",
 	"<HTML><TITLE>Access Denied</TITLE>",
@@ -143,6 +171,7 @@ func FuzzClassify(f *testing.F) {
 		case status == 401 && e.Kind != KindInvalidCredentials && e.Kind != KindExpired,
 			status == 429 && e.Kind != KindThrottled,
 			status >= 500 && e.Kind != KindUnavailable,
+			status < 400 && e.Kind != KindRedirect,
 			status == 403 && e.Kind != KindThrottled && e.Kind != KindEntitlement:
 			t.Fatalf("classify(%d, %q): kind %s", status, body, e.Kind)
 		}

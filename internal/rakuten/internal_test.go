@@ -3,6 +3,7 @@ package rakuten
 import (
 	"encoding/json"
 	"fmt"
+	"html"
 	"net/http"
 	"net/url"
 	"strings"
@@ -124,6 +125,33 @@ func TestScrub(t *testing.T) {
 		if strings.Contains(got, "pass word") || strings.Contains(got, tc.secret) || strings.Contains(got, url.QueryEscape(tc.secret)) {
 			t.Errorf("scrub(%q, %q) = %q: the secret is readable", tc.in, tc.secret, got)
 		}
+	}
+	// Escaped and cut-short echoes: %-escaped (path and form style, twice
+	// escaped), HTML-escaped (named and numeric entities), and 8 or more
+	// characters of a secret on their own.
+	const sec = "Zq9/x+Y7&w<Tk=3Lp"
+	for _, echo := range []string{
+		url.PathEscape(sec), url.QueryEscape(sec), url.QueryEscape(url.QueryEscape(sec)),
+		html.EscapeString(sec), "Zq9&#x2F;x&#43;Y7&amp;w&lt;Tk=3Lp",
+		sec[:8], sec[5:], "prefix" + sec[:9] + "…",
+		strings.ToUpper(url.PathEscape(sec)),
+	} {
+		got := scrub("Rakuten said: "+echo+" !", []string{sec})
+		for i := 0; i+minFragment <= len(sec); i++ {
+			if strings.Contains(got, sec[i:i+minFragment]) {
+				t.Errorf("scrub of the echo %q = %q: shows %q", echo, got, sec[i:i+minFragment])
+			}
+		}
+		if !strings.HasPrefix(got, "Rakuten said: ") || !strings.HasSuffix(got, " !") {
+			t.Errorf("scrub of the echo %q mangled the message: %q", echo, got)
+		}
+	}
+	// Shorter runs, and text around a secret, stay readable.
+	if got := scrub("invalid Zq9/x+Y grant", []string{sec}); got != "invalid Zq9/x+Y grant" {
+		t.Errorf("a 7-character run was redacted: %q", got)
+	}
+	if got := scrub("100% sure: a%zz, 5%2", nil); got != "100% sure: a%zz, 5%2" {
+		t.Errorf("stray %% signs changed the message: %q", got)
 	}
 	if got := scrub("Client Authentication failed for the given username and password.", nil); got != "Client Authentication failed for the given username and password." {
 		t.Fatalf("scrub changed a plain sentence: %q", got)

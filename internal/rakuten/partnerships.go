@@ -14,6 +14,8 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 	jsonv1 "github.com/go-json-experiment/json/v1"
+
+	"github.com/merchantsync/merchantsync/internal/merchantsync"
 )
 
 // Partnership is one publisher–advertiser relationship.
@@ -40,6 +42,11 @@ type PullStats struct {
 
 // PageLimit is the largest page the Partnerships API serves.
 const PageLimit = 200
+
+// maxRowsPerPage bounds the rows one page may bring (5× the limit we ask
+// for): a body is only bounded in bytes, and a page of a million tiny rows
+// would otherwise fill the sync's memory.
+const maxRowsPerPage = 5 * PageLimit
 
 // maxPages is the API's own page bound (page ≤ 1000): a loop past it means
 // the links are broken, not that there is more data.
@@ -94,6 +101,10 @@ func (c *Client) pull(ctx context.Context, ts *TokenSource, next string, fn func
 		if err != nil {
 			return ts.scrub(err)
 		}
+		if len(page.Partnerships) > maxRowsPerPage {
+			return &Error{Kind: KindBadResponse, HTTPStatus: resp.status,
+				Message: fmt.Sprintf("a page of %d partnerships, more than the %d a page may hold", len(page.Partnerships), maxRowsPerPage)}
+		}
 		items := page.partnerships(st)
 		st.Pages++
 		if err := fn(items); err != nil {
@@ -120,7 +131,7 @@ func (c *Client) get(ctx context.Context, ts *TokenSource, ref, accept string, s
 		return nil, err
 	}
 	lim := c.limiter(ts.cr)
-	authRetried := false
+	authRetries := 0
 	retries := 0
 	for {
 		tok, err := ts.token(ctx)
@@ -156,10 +167,12 @@ func (c *Client) get(ctx context.Context, ts *TokenSource, ref, accept string, s
 			st.Throttles++
 		}
 		switch {
-		case e.HTTPStatus == http.StatusUnauthorized && !authRetried:
-			// The token expired or was revoked mid-pull: refresh once and
-			// repeat the same page.
-			authRetried = true
+		case e.HTTPStatus == http.StatusUnauthorized && authRetries < maxAuthRetries:
+			// The token expired or was revoked mid-pull: get a new one and
+			// repeat the same page. A token refused right after it was
+			// issued gets one more try; the TokenSource bounds new tokens
+			// per sync, and ctx bounds the time.
+			authRetries++
 			ts.invalidate(tok.AccessToken)
 			st.Retries++
 			c.log.LogAttrs(ctx, slog.LevelDebug, "rakuten: 401, refreshing token", slog.String("code", e.Code))
@@ -178,6 +191,10 @@ func (c *Client) get(ctx context.Context, ts *TokenSource, ref, accept string, s
 		st.Retries++
 	}
 }
+
+// maxAuthRetries is how often one request may be repeated with a new token
+// after a 401.
+const maxAuthRetries = 2
 
 // secrets lists what must never appear in an error for this source.
 func (ts *TokenSource) secrets() []string {
@@ -238,12 +255,14 @@ func (p *partnershipsPage) partnerships(st *PullStats) []Partnership {
 			st.Skipped++
 			continue
 		}
+		// Bounded here, where Rakuten's data enters: whatever it sends, a
+		// relationship stays far below DynamoDB's item limit.
 		out = append(out, Partnership{
 			AdvertiserID:     int64(r.Advertiser.ID),
 			Network:          int(r.Advertiser.Network),
-			Name:             strings.TrimSpace(r.Advertiser.Name),
-			AdvertiserStatus: r.Advertiser.Status,
-			Status:           r.Status,
+			Name:             merchantsync.Clip(strings.TrimSpace(r.Advertiser.Name), merchantsync.MaxNameBytes),
+			AdvertiserStatus: merchantsync.Clip(r.Advertiser.Status, merchantsync.MaxStatusBytes),
+			Status:           merchantsync.Clip(r.Status, merchantsync.MaxStatusBytes),
 			StatusUpdatedAt:  time.Time(r.StatusUpdatedAt),
 			ApprovedAt:       time.Time(r.ApprovedAt),
 			AppliedAt:        time.Time(r.AppliedAt),

@@ -618,7 +618,7 @@ func TestPartnerships401MidPaging(t *testing.T) {
 			t.Fatalf("token calls %d, want 1", tc)
 		}
 	})
-	t.Run("second 401 fails", func(t *testing.T) {
+	t.Run("a new token refused once more is replaced again", func(t *testing.T) {
 		e := newEnv(t)
 		e.sb.SeedMerchants(account.SiteID, 10, 2)
 		tok := e.login(t)
@@ -627,15 +627,46 @@ func TestPartnerships401MidPaging(t *testing.T) {
 		e.sb.Inject(f)
 		ts, _ := e.source(t, tok)
 		st, err := e.c.Partnerships(context.Background(), ts, func([]rakuten.Partnership) error { return nil })
+		if err != nil || st.Calls != 3 || st.Refreshes != 2 {
+			t.Fatalf("err %v stats %+v", err, st)
+		}
+	})
+	t.Run("third 401 of one page fails", func(t *testing.T) {
+		e := newEnv(t)
+		e.sb.SeedMerchants(account.SiteID, 10, 2)
+		tok := e.login(t)
+		f := sandbox.ExpiredTokenFault()
+		f.Times = 3
+		e.sb.Inject(f)
+		ts, _ := e.source(t, tok)
+		st, err := e.c.Partnerships(context.Background(), ts, func([]rakuten.Partnership) error { return nil })
 		re := wantKind(t, err, rakuten.KindExpired)
-		if re.Code != "900903" || re.HTTPStatus != 401 || st.Calls != 2 || st.Refreshes != 1 {
+		if re.Code != "900903" || re.HTTPStatus != 401 || st.Calls != 3 || st.Refreshes != 2 {
+			t.Fatalf("err %+v stats %+v", re, st)
+		}
+	})
+	t.Run("new tokens per source are bounded", func(t *testing.T) {
+		e := newEnv(t)
+		e.sb.SeedMerchants(account.SiteID, 2000, 2)
+		tok := e.login(t)
+		// Every other page's token is refused once: a refresh each time,
+		// until the source has obtained as many tokens as it may.
+		for i := range 10 {
+			f := sandbox.ExpiredTokenFault()
+			f.AfterCalls = 2 * i
+			e.sb.Inject(f)
+		}
+		ts, _ := e.source(t, tok)
+		st, err := e.c.Partnerships(context.Background(), ts, func([]rakuten.Partnership) error { return nil })
+		re := wantKind(t, err, rakuten.KindExpired)
+		if st.Refreshes != rakuten.MaxTokensPerSource || !strings.Contains(re.Message, "refused the access tokens") {
 			t.Fatalf("err %+v stats %+v", re, st)
 		}
 	})
 	t.Run("invalid credentials 900901", func(t *testing.T) {
 		e := newEnv(t)
 		tok := e.login(t)
-		e.sb.Inject(sandbox.Fault{Endpoint: sandbox.EndpointPartnerships, Times: 2, Status: 401,
+		e.sb.Inject(sandbox.Fault{Endpoint: sandbox.EndpointPartnerships, Times: 3, Status: 401,
 			Body: `<ams:fault xmlns:ams="http://wso2.org/apimanager/security"><ams:code>900901</ams:code><ams:message>Invalid Credentials</ams:message><ams:description>Invalid Credentials</ams:description></ams:fault>`})
 		ts, _ := e.source(t, tok)
 		_, err := e.c.Partnerships(context.Background(), ts, func([]rakuten.Partnership) error { return nil })
@@ -846,7 +877,7 @@ func TestMerchantsByAppStatus(t *testing.T) {
 		t.Fatalf("linklocator calls %d", n)
 	}
 	f := sandbox.ExpiredTokenFault()
-	f.Endpoint, f.Times = sandbox.EndpointLinkLocator, 2
+	f.Endpoint, f.Times = sandbox.EndpointLinkLocator, 3
 	e.sb.Inject(f)
 	_, err := e.c.MerchantsByAppStatus(context.Background(), ts, "approved")
 	wantKind(t, err, rakuten.KindExpired)
@@ -974,4 +1005,45 @@ func BenchmarkPartnerships10k(b *testing.B) {
 		calls += st.Calls
 	}
 	b.ReportMetric(float64(calls)/float64(iters), "calls/op")
+}
+
+// TestRedirectsAreNeverFollowed: a 3xx from /token or partnerships is an
+// error of its own kind, and the host it points at receives nothing.
+// Before, the client followed a 307 from /token and re-sent the password
+// grant body (password included) to the other host, and accepted its tokens.
+func TestRedirectsAreNeverFollowed(t *testing.T) {
+	var mu sync.Mutex
+	var elsewhere []string
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		mu.Lock()
+		elsewhere = append(elsewhere, r.URL.Path)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"access_token":"foreign","refresh_token":"foreign","expires_in":3600,"partnerships":[{"advertiser":{"id":1}}]}`))
+	}))
+	defer other.Close()
+	for _, code := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		e := newEnv(t)
+		tok := e.login(t)
+		redirect := func(endpoint string) {
+			e.sb.Inject(sandbox.Fault{Endpoint: endpoint, Status: code, Header: http.Header{"Location": {other.URL + "/token?x=1"}}})
+		}
+		redirect(sandbox.EndpointToken)
+		_, err := e.c.PasswordGrant(context.Background(), e.cr, account.Username, account.Password)
+		re := wantKind(t, err, rakuten.KindRedirect)
+		if re.HTTPStatus != code || strings.Contains(re.Message, "x=1") || !strings.Contains(re.Message, "127.0.0.1") {
+			t.Errorf("%d from /token: %+v", code, re)
+		}
+		redirect(sandbox.EndpointPartnerships)
+		ts, _ := e.source(t, tok)
+		_, err = e.c.Partnerships(context.Background(), ts, func([]rakuten.Partnership) error {
+			t.Errorf("%d: a redirected page was handed over as data", code)
+			return nil
+		})
+		wantKind(t, err, rakuten.KindRedirect)
+	}
+	if len(elsewhere) != 0 {
+		t.Fatalf("the host a redirect pointed at received %v", elsewhere)
+	}
 }

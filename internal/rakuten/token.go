@@ -299,6 +299,11 @@ func (n *flexInt) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// MaxTokensPerSource bounds the new tokens one TokenSource (one sync)
+// obtains: a token refused as soon as it is issued must not make a sync
+// loop between the token endpoint and a 401.
+const MaxTokensPerSource = 6
+
 // TokenSource hands out access tokens for one credential, refreshing as
 // needed and persisting every new token before handing it out. It is safe
 // for concurrent use; concurrent callers share one refresh.
@@ -389,6 +394,13 @@ func (ts *TokenSource) token(ctx context.Context) (*Token, error) {
 	}
 	t := ts.unsaved
 	if t == nil || !t.valid(ts.c.now()) {
+		if ts.refreshes >= MaxTokensPerSource {
+			// Rakuten keeps issuing tokens and refusing them: more of the
+			// same will not help, and it is about these credentials, not
+			// an outage.
+			return nil, &Error{Kind: KindExpired, Message: fmt.Sprintf(
+				"Rakuten refused the access tokens it issued for these credentials (%d in one sync)", ts.refreshes)}
+		}
 		var err error
 		if t, err = ts.obtain(ctx); err != nil {
 			return nil, err

@@ -23,7 +23,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/merchantsync/merchantsync/internal/backoff"
 	"github.com/merchantsync/merchantsync/internal/merchantsync"
 )
 
@@ -92,6 +91,8 @@ var (
 	validName = regexp.MustCompile(`^[A-Za-z0-9/_+=.@-]+$`)
 	// validNetwork keeps network ids to simple path segments.
 	validNetwork = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+	// validConn is a connection id (merchantsync.NewConnectionID).
+	validConn = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 )
 
 // maxHexTenant is the longest tenant id (bytes) encoded as hex; longer ones
@@ -104,13 +105,6 @@ type Store struct {
 	prefix   string
 	kmsKeyID string
 
-	// CreateRetries bounds how often Put retries a CreateSecret refused
-	// because a secret of that name is still being deleted (a force delete
-	// is asynchronous in AWS: a few seconds at most). Zero means 5.
-	CreateRetries int
-	// RetryDelay is the first wait between those retries (doubled each
-	// time). Zero means 500ms.
-	RetryDelay time.Duration
 	// Now is the clock for UpdatedAt; nil means time.Now.
 	Now func() time.Time
 }
@@ -123,17 +117,24 @@ func New(client *secretsmanager.Client, prefix, kmsKeyID string) *Store {
 	return &Store{client: client, prefix: strings.TrimSuffix(prefix, "/"), kmsKeyID: kmsKeyID}
 }
 
-// Name returns the secret name of tenant × network:
-// prefix + "/" + network + "/" + tenantPart.
+// Name returns the secret name of one connection of tenant × network:
+// prefix + "/" + network + "/" + tenantPart + "/" + conn.
+//
+// Every connect creates a secret under a new connection id and every
+// disconnect deletes it, so a write for a connection that has ended (a sync
+// saving a rotated token after the publisher reconnected) can only reach
+// that connection's own, deleted secret and fails: Secrets Manager has no
+// conditional writes, and this is how a sync's secret writes are fenced.
 //
 // tenantPart is the tenant id itself when it is 1–128 characters of
 // [A-Za-z0-9_.@-] and does not start with "x-" (any case); otherwise it is
 // "x-" + hex(tenant), or for ids longer than 128 bytes
 // "x-sha256-" + hex(sha256(tenant)). The three forms cannot collide: a raw
 // id never starts with "x-", a hex form never contains a second '-' nor an
-// 's'. So two different tenants never share a secret.
-func (s *Store) Name(tenant, network string) string {
-	return s.prefix + "/" + network + "/" + tenantPart(tenant)
+// 's'. So two different tenants never share a secret; the tenant part never
+// contains '/', so one tenant's names never extend another's.
+func (s *Store) Name(tenant, network, conn string) string {
+	return s.prefix + "/" + network + "/" + tenantPart(tenant) + "/" + conn
 }
 
 func tenantPart(tenant string) string {
@@ -147,88 +148,65 @@ func tenantPart(tenant string) string {
 }
 
 // name validates the inputs and returns the secret name.
-func (s *Store) name(tenant, network string) (string, error) {
+func (s *Store) name(tenant, network, conn string) (string, error) {
 	if tenant == "" {
 		return "", errors.New("secrets: empty tenant id")
 	}
 	if !validNetwork.MatchString(network) {
 		return "", fmt.Errorf("secrets: invalid network id %q", network)
 	}
-	n := s.Name(tenant, network)
+	if !validConn.MatchString(conn) {
+		return "", fmt.Errorf("secrets: invalid connection id %q", conn)
+	}
+	n := s.Name(tenant, network, conn)
 	if len(n) > MaxNameLength || !validName.MatchString(n) {
 		return "", fmt.Errorf("secrets: prefix %q makes an invalid secret name", s.prefix)
 	}
 	return n, nil
 }
 
-// Put stores sec as tenant × network's secret, creating the secret or
-// writing a new version of it. UpdatedAt is set to now when zero.
-//
-// It tries CreateSecret first (connecting is the common case for Put); a
-// ResourceExistsException means the secret is there and PutSecretValue
-// writes the new version. Races are handled: two concurrent Puts both end
-// in a stored version; a Delete between our CreateSecret and PutSecretValue
-// makes us create again.
-func (s *Store) Put(ctx context.Context, tenant, network string, sec Secret) error {
-	name, err := s.name(tenant, network)
+// Create stores sec as the secret of a new connection conn of tenant ×
+// network. UpdatedAt is set to now when zero. Each connect has a new
+// connection id, so the name is always free: a secret that already exists
+// under it is merchantsync.EConflict and is left as it is.
+func (s *Store) Create(ctx context.Context, tenant, network, conn string, sec Secret) error {
+	name, err := s.name(tenant, network, conn)
 	if err != nil {
 		return err
 	}
 	body, err := s.encode(sec)
 	if err != nil {
-		return fmt.Errorf("secrets: put %s: %w", name, err)
-	}
-	retries := s.CreateRetries
-	if retries <= 0 {
-		retries = 5
-	}
-	delay := s.RetryDelay
-	if delay <= 0 {
-		delay = 500 * time.Millisecond
-	}
-	for attempt := 0; ; attempt++ {
-		_, err = s.client.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
-			Name:         aws.String(name),
-			SecretString: aws.String(body),
-			KmsKeyId:     optional(s.kmsKeyID),
-			Description:  aws.String("merchantsync network credentials"),
-			// No tenant tags: tags are readable by far more principals than
-			// the value, and the name already identifies the secret.
-			Tags: []types.Tag{{Key: aws.String("app"), Value: aws.String("merchantsync")}},
-		})
-		if err == nil {
-			return nil
-		}
-		var exists *types.ResourceExistsException
-		if errors.As(err, &exists) {
-			err = s.putValue(ctx, name, body)
-			var nf *types.ResourceNotFoundException
-			if errors.As(err, &nf) && attempt < retries {
-				continue // deleted between our two calls: create it again
-			}
-			if err != nil {
-				return fmt.Errorf("secrets: put %s: %w", name, err)
-			}
-			return nil
-		}
-		if scheduledForDeletion(err) && attempt < retries {
-			// A force-deleted secret disappears asynchronously; wait for it.
-			if werr := backoff.Sleep(ctx, delay<<attempt); werr != nil {
-				return fmt.Errorf("secrets: put %s: %w", name, werr)
-			}
-			continue
-		}
 		return fmt.Errorf("secrets: create %s: %w", name, err)
 	}
+	_, err = s.client.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
+		Name:         aws.String(name),
+		SecretString: aws.String(body),
+		KmsKeyId:     optional(s.kmsKeyID),
+		Description:  aws.String("merchantsync network credentials"),
+		// No tenant tags: tags are readable by far more principals than
+		// the value, and the name already identifies the secret.
+		Tags: []types.Tag{{Key: aws.String("app"), Value: aws.String("merchantsync")}},
+	})
+	var exists *types.ResourceExistsException
+	if errors.As(err, &exists) {
+		return fmt.Errorf("secrets: create %s: %w", name,
+			merchantsync.Errorf(merchantsync.EConflict, "These credentials are already stored; please retry."))
+	}
+	if err != nil {
+		return fmt.Errorf("secrets: create %s: %w", name, err)
+	}
+	return nil
 }
 
-// Update writes a new version of an existing secret (a rotated refresh
-// token, a fresh access token) and never creates one: a sync that races a
-// disconnect must not bring the deleted credentials back. A missing secret
-// is merchantsync.ENotConnected. Update needs only
-// secretsmanager:PutSecretValue, so the sync function needs no CreateSecret.
-func (s *Store) Update(ctx context.Context, tenant, network string, sec Secret) error {
-	name, err := s.name(tenant, network)
+// Update writes a new version of an existing connection's secret (a
+// rotated refresh token, a fresh access token) and never creates one: a sync
+// that races a disconnect or reconnect must not bring the old credentials
+// back. A missing secret, or one being deleted, is
+// merchantsync.EConnectionChanged: that connection has ended. Update needs
+// only secretsmanager:PutSecretValue, so the sync function needs no
+// CreateSecret.
+func (s *Store) Update(ctx context.Context, tenant, network, conn string, sec Secret) error {
+	name, err := s.name(tenant, network, conn)
 	if err != nil {
 		return err
 	}
@@ -237,9 +215,9 @@ func (s *Store) Update(ctx context.Context, tenant, network string, sec Secret) 
 		return fmt.Errorf("secrets: update %s: %w", name, err)
 	}
 	if err := s.putValue(ctx, name, body); err != nil {
-		if notFound(err) {
+		if notFound(err) || scheduledForDeletion(err) {
 			return fmt.Errorf("secrets: update %s: %w", name,
-				merchantsync.Errorf(merchantsync.ENotConnected, "No credentials are connected for %s.", network))
+				merchantsync.Errorf(merchantsync.EConnectionChanged, "These %s credentials were disconnected or replaced.", network))
 		}
 		return fmt.Errorf("secrets: update %s: %w", name, err)
 	}
@@ -282,10 +260,11 @@ func (s *Store) encode(sec Secret) (string, error) {
 // it can quote bytes of the secret.
 var ErrMalformed = errors.New("secret value is not a merchantsync credentials document")
 
-// Get reads tenant × network's secret. A secret that does not exist (never
-// connected, or disconnected) is merchantsync.ENotConnected.
-func (s *Store) Get(ctx context.Context, tenant, network string) (*Secret, error) {
-	name, err := s.name(tenant, network)
+// Get reads the secret of connection conn of tenant × network. A secret
+// that does not exist (never connected, or disconnected or replaced since)
+// is merchantsync.ENotConnected.
+func (s *Store) Get(ctx context.Context, tenant, network, conn string) (*Secret, error) {
+	name, err := s.name(tenant, network, conn)
 	if err != nil {
 		return nil, err
 	}
@@ -308,16 +287,15 @@ func (s *Store) Get(ctx context.Context, tenant, network string) (*Secret, error
 	return &sec, nil
 }
 
-// Delete removes tenant × network's secret at once. A secret that does not
-// exist is not an error (disconnecting twice is fine).
+// Delete removes the secret of connection conn of tenant × network at once.
+// A secret that does not exist is not an error (disconnecting twice is fine).
 //
-// ForceDeleteWithoutRecovery: with a recovery window the name stays taken
-// for 7–30 days, and connecting again (CreateSecret under the same name)
-// would fail with InvalidRequestException until the window ends. A
-// disconnect must allow reconnecting at once, and the user can always
-// re-enter the credentials, so there is nothing worth recovering.
-func (s *Store) Delete(ctx context.Context, tenant, network string) error {
-	name, err := s.name(tenant, network)
+// ForceDeleteWithoutRecovery: the credentials of an ended connection must
+// stop existing at once (a recovery window would keep them for 7–30 days),
+// and the publisher can always enter them again, so there is nothing worth
+// recovering.
+func (s *Store) Delete(ctx context.Context, tenant, network, conn string) error {
+	name, err := s.name(tenant, network, conn)
 	if err != nil {
 		return err
 	}

@@ -23,12 +23,14 @@ import (
 
 const prefix = "merchantsync/test"
 
+// conn is the connection id of every secret these tests store.
+const conn = "20260101T000000.000Z-0123456789"
+
 func newStore(t *testing.T) (*secrets.Store, *secretstest.Fake, *secretsmanager.Client) {
 	t.Helper()
 	fake := secretstest.New()
 	client := fake.Client(t, func(o *secretsmanager.Options) { o.RetryMaxAttempts = 1 })
 	st := secrets.New(client, prefix, "alias/merchantsync-test")
-	st.RetryDelay = 5 * time.Millisecond
 	return st, fake, client
 }
 
@@ -51,17 +53,17 @@ func TestPutGetDeleteRoundTrip(t *testing.T) {
 	tenant, net := "auth0|abc123", merchantsync.NetworkRakuten
 
 	want := sample(1)
-	if err := st.Put(ctx, tenant, net, want); err != nil {
+	if err := st.Create(ctx, tenant, net, conn, want); err != nil {
 		t.Fatalf("Put: %v", err)
 	}
-	got, err := st.Get(ctx, tenant, net)
+	got, err := st.Get(ctx, tenant, net, conn)
 	if err != nil {
 		t.Fatalf("Get: %v", err)
 	}
 	if *got != want {
 		t.Fatalf("Get = %#v, want %#v", *got, want) // redacted by GoString, still shows which differ
 	}
-	name := st.Name(tenant, net)
+	name := st.Name(tenant, net, conn)
 	if _, ok := fake.All()[name]; !ok {
 		t.Fatalf("fake has no secret %q: %v", name, keys(fake.All()))
 	}
@@ -73,40 +75,39 @@ func TestPutGetDeleteRoundTrip(t *testing.T) {
 		t.Errorf("tags = %v, want only app=merchantsync (no tenant tags)", tags)
 	}
 
-	// Re-Put updates.
-	want2 := sample(2)
-	if err := st.Put(ctx, tenant, net, want2); err != nil {
-		t.Fatalf("second Put: %v", err)
+	// Creating the same connection again is refused and changes nothing.
+	err = st.Create(ctx, tenant, net, conn, sample(2))
+	if merchantsync.ErrorCode(err) != merchantsync.EConflict {
+		t.Fatalf("second Create of one connection: %v, want %s", err, merchantsync.EConflict)
 	}
-	got, err = st.Get(ctx, tenant, net)
-	if err != nil || *got != want2 {
-		t.Fatalf("Get after re-Put = %v, %v", got, err)
+	if got, err = st.Get(ctx, tenant, net, conn); err != nil || *got != want {
+		t.Fatalf("Get after a refused Create = %v, %v", got, err)
 	}
-	if c, p := fake.Calls("CreateSecret"), fake.Calls("PutSecretValue"); c != 2 || p != 1 {
-		t.Errorf("CreateSecret=%d PutSecretValue=%d, want 2 and 1", c, p)
+	if c, p := fake.Calls("CreateSecret"), fake.Calls("PutSecretValue"); c != 2 || p != 0 {
+		t.Errorf("CreateSecret=%d PutSecretValue=%d, want 2 and 0", c, p)
 	}
 
 	// Update writes without creating.
 	want3 := sample(3)
-	if err := st.Update(ctx, tenant, net, want3); err != nil {
+	if err := st.Update(ctx, tenant, net, conn, want3); err != nil {
 		t.Fatalf("Update: %v", err)
 	}
-	if got, _ = st.Get(ctx, tenant, net); got == nil || *got != want3 {
+	if got, _ = st.Get(ctx, tenant, net, conn); got == nil || *got != want3 {
 		t.Fatalf("Get after Update = %v", got)
 	}
 
-	if err := st.Delete(ctx, tenant, net); err != nil {
+	if err := st.Delete(ctx, tenant, net, conn); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
 	if len(fake.All()) != 0 {
 		t.Fatalf("secret still stored after Delete: %v", keys(fake.All()))
 	}
-	_, err = st.Get(ctx, tenant, net)
+	_, err = st.Get(ctx, tenant, net, conn)
 	if merchantsync.ErrorCode(err) != merchantsync.ENotConnected {
 		t.Fatalf("Get after Delete: %v, want %s", err, merchantsync.ENotConnected)
 	}
 	// Deleting again is fine.
-	if err := st.Delete(ctx, tenant, net); err != nil {
+	if err := st.Delete(ctx, tenant, net, conn); err != nil {
 		t.Fatalf("second Delete: %v", err)
 	}
 }
@@ -118,10 +119,10 @@ func TestUpdatedAtDefaultsToNow(t *testing.T) {
 	st.Now = func() time.Time { return now }
 	sec := sample(1)
 	sec.UpdatedAt = time.Time{}
-	if err := st.Put(ctx, "t1", "rakuten", sec); err != nil {
+	if err := st.Create(ctx, "t1", "rakuten", conn, sec); err != nil {
 		t.Fatal(err)
 	}
-	got, err := st.Get(ctx, "t1", "rakuten")
+	got, err := st.Get(ctx, "t1", "rakuten", conn)
 	if err != nil || !got.UpdatedAt.Equal(now) {
 		t.Fatalf("UpdatedAt = %v, %v; want %v", got, err, now)
 	}
@@ -130,102 +131,86 @@ func TestUpdatedAtDefaultsToNow(t *testing.T) {
 func TestDeleteThenPutAgainAtOnce(t *testing.T) {
 	ctx := context.Background()
 	st, fake, client := newStore(t)
-	if err := st.Put(ctx, "tenant-1", "rakuten", sample(1)); err != nil {
+	if err := st.Create(ctx, "tenant-1", "rakuten", conn, sample(1)); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Delete(ctx, "tenant-1", "rakuten"); err != nil {
+	if err := st.Delete(ctx, "tenant-1", "rakuten", conn); err != nil {
 		t.Fatal(err)
 	}
 	// Not merely scheduled for deletion: gone.
-	_, err := client.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(st.Name("tenant-1", "rakuten"))})
+	_, err := client.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(st.Name("tenant-1", "rakuten", conn))})
 	var nf *types.ResourceNotFoundException
 	if !errors.As(err, &nf) {
 		t.Fatalf("DescribeSecret after Delete: %v, want ResourceNotFoundException", err)
 	}
 	before := fake.Calls("CreateSecret")
-	if err := st.Put(ctx, "tenant-1", "rakuten", sample(2)); err != nil {
+	if err := st.Create(ctx, "tenant-1", "rakuten", conn, sample(2)); err != nil {
 		t.Fatalf("Put right after Delete: %v", err)
 	}
 	if n := fake.Calls("CreateSecret") - before; n != 1 {
 		t.Errorf("reconnect took %d CreateSecret calls, want 1", n)
 	}
-	got, err := st.Get(ctx, "tenant-1", "rakuten")
+	got, err := st.Get(ctx, "tenant-1", "rakuten", conn)
 	if err != nil || *got != sample(2) {
 		t.Fatalf("Get = %v, %v", got, err)
 	}
 }
 
-// A secret scheduled for deletion blocks its name (as in AWS); Put waits and
-// retries until the name is free, as after an asynchronous force delete.
-func TestPutRetriesWhileNameIsBeingDeleted(t *testing.T) {
+// A secret scheduled for deletion (as a force delete is, briefly, in AWS)
+// is not connected to Get, and an ended connection to Update.
+func TestScheduledForDeletion(t *testing.T) {
 	ctx := context.Background()
-	st, fake, client := newStore(t)
-	st.RetryDelay = 20 * time.Millisecond
-	name := st.Name("t2", "rakuten")
-	if err := st.Put(ctx, "t2", "rakuten", sample(1)); err != nil {
+	st, _, client := newStore(t)
+	name := st.Name("t2", "rakuten", conn)
+	if err := st.Create(ctx, "t2", "rakuten", conn, sample(1)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := client.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String(name), RecoveryWindowInDays: aws.Int64(7)}); err != nil {
 		t.Fatal(err)
 	}
-	// The fake, like AWS, refuses to create a scheduled name.
-	_, err := client.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String("{}")})
-	var ir *types.InvalidRequestException
-	if !errors.As(err, &ir) {
-		t.Fatalf("CreateSecret on a scheduled name: %v, want InvalidRequestException", err)
+	if _, err := st.Get(ctx, "t2", "rakuten", conn); merchantsync.ErrorCode(err) != merchantsync.ENotConnected {
+		t.Fatalf("Get of a scheduled secret: %v", err)
 	}
-	// And Get of a scheduled secret means not connected.
-	if _, err := st.Get(ctx, "t2", "rakuten"); merchantsync.ErrorCode(err) != merchantsync.ENotConnected {
-		t.Fatalf("Get of scheduled secret: %v", err)
-	}
-	go func() {
-		time.Sleep(50 * time.Millisecond)
-		_, _ = client.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String(name), ForceDeleteWithoutRecovery: aws.Bool(true)})
-	}()
-	if err := st.Put(ctx, "t2", "rakuten", sample(2)); err != nil {
-		t.Fatalf("Put while deleting: %v", err)
-	}
-	if n := fake.Calls("CreateSecret"); n < 3 {
-		t.Errorf("CreateSecret calls = %d, want retries", n)
-	}
-	if got, err := st.Get(ctx, "t2", "rakuten"); err != nil || *got != sample(2) {
-		t.Fatalf("Get = %v, %v", got, err)
+	if err := st.Update(ctx, "t2", "rakuten", conn, sample(2)); merchantsync.ErrorCode(err) != merchantsync.EConnectionChanged {
+		t.Fatalf("Update of a scheduled secret: %v", err)
 	}
 }
 
-func TestConcurrentPutsRace(t *testing.T) {
+// Concurrent connects create one secret each; the same connection id twice
+// at once is created exactly once.
+func TestConcurrentCreates(t *testing.T) {
 	ctx := context.Background()
 	st, fake, _ := newStore(t)
 	const n = 16
 	var wg sync.WaitGroup
-	errs := make(chan error, n)
+	errs := make(chan error, 2*n)
 	for i := range n {
-		wg.Go(func() { errs <- st.Put(ctx, "racer", "rakuten", sample(i)) })
+		wg.Go(func() { errs <- st.Create(ctx, "racer", "rakuten", fmt.Sprintf("conn-%02d", i), sample(i)) })
+		wg.Go(func() { errs <- st.Create(ctx, "same", "rakuten", conn, sample(i)) })
 	}
 	wg.Wait()
 	close(errs)
+	conflicts := 0
 	for err := range errs {
-		if err != nil {
-			t.Fatalf("concurrent Put: %v", err)
+		switch merchantsync.ErrorCode(err) {
+		case "":
+		case merchantsync.EConflict:
+			conflicts++
+		default:
+			t.Fatalf("concurrent Create: %v", err)
 		}
 	}
-	if c := fake.Calls("CreateSecret"); c != n {
-		t.Errorf("CreateSecret calls = %d, want %d", c, n)
-	}
-	if p := fake.Calls("PutSecretValue"); p != n-1 {
-		t.Errorf("PutSecretValue calls = %d, want %d (every losing create)", p, n-1)
-	}
-	if _, err := st.Get(ctx, "racer", "rakuten"); err != nil {
-		t.Fatal(err)
+	if conflicts != n-1 || len(fake.All()) != n+1 {
+		t.Fatalf("%d conflicts, %d secrets; want %d and %d", conflicts, len(fake.All()), n-1, n+1)
 	}
 }
 
 func TestUpdateNeverCreates(t *testing.T) {
 	ctx := context.Background()
 	st, fake, _ := newStore(t)
-	err := st.Update(ctx, "gone", "rakuten", sample(1))
-	if merchantsync.ErrorCode(err) != merchantsync.ENotConnected {
-		t.Fatalf("Update of a missing secret: %v, want %s", err, merchantsync.ENotConnected)
+	err := st.Update(ctx, "gone", "rakuten", conn, sample(1))
+	if merchantsync.ErrorCode(err) != merchantsync.EConnectionChanged {
+		t.Fatalf("Update of a missing secret: %v, want %s", err, merchantsync.EConnectionChanged)
 	}
 	if fake.Calls("CreateSecret") != 0 || len(fake.All()) != 0 {
 		t.Fatalf("Update created a secret")
@@ -234,7 +219,7 @@ func TestUpdateNeverCreates(t *testing.T) {
 
 func TestGetMissingIsNotConnected(t *testing.T) {
 	st, _, _ := newStore(t)
-	_, err := st.Get(context.Background(), "nobody", "rakuten")
+	_, err := st.Get(context.Background(), "nobody", "rakuten", conn)
 	if merchantsync.ErrorCode(err) != merchantsync.ENotConnected {
 		t.Fatalf("Get: %v, want %s", err, merchantsync.ENotConnected)
 	}
@@ -262,9 +247,9 @@ func TestNameTrickyTenants(t *testing.T) {
 	}
 	seen := map[string]string{}
 	for _, tenant := range tenants {
-		name := st.Name(tenant, "rakuten")
+		name := st.Name(tenant, "rakuten", conn)
 		if tenant == "" {
-			if err := st.Put(ctx, tenant, "rakuten", sample(0)); err == nil {
+			if err := st.Create(ctx, tenant, "rakuten", conn, sample(0)); err == nil {
 				t.Errorf("Put with empty tenant succeeded")
 			}
 			continue
@@ -281,11 +266,11 @@ func TestNameTrickyTenants(t *testing.T) {
 		seen[name] = tenant
 		// And through the real SDK client and the validating fake.
 		sec := sample(len(seen))
-		if err := st.Put(ctx, tenant, "rakuten", sec); err != nil {
+		if err := st.Create(ctx, tenant, "rakuten", conn, sec); err != nil {
 			t.Errorf("Put(%q): %v", tenant, err)
 			continue
 		}
-		if got, err := st.Get(ctx, tenant, "rakuten"); err != nil || *got != sec {
+		if got, err := st.Get(ctx, tenant, "rakuten", conn); err != nil || *got != sec {
 			t.Errorf("Get(%q) = %v, %v", tenant, got, err)
 		}
 	}
@@ -293,14 +278,14 @@ func TestNameTrickyTenants(t *testing.T) {
 		t.Errorf("fake holds %d secrets, want %d", len(fake.All()), len(seen))
 	}
 	// Plain ids stay readable.
-	if got := st.Name("auth0_abc", "rakuten"); got != prefix+"/rakuten/auth0_abc" {
+	if got := st.Name("auth0_abc", "rakuten", conn); got != prefix+"/rakuten/auth0_abc/"+conn {
 		t.Errorf("Name(auth0_abc) = %q", got)
 	}
-	if got := st.Name("auth0|abc", "rakuten"); got != prefix+"/rakuten/x-"+fmt.Sprintf("%x", "auth0|abc") {
+	if got := st.Name("auth0|abc", "rakuten", conn); got != prefix+"/rakuten/x-"+fmt.Sprintf("%x", "auth0|abc")+"/"+conn {
 		t.Errorf("Name(auth0|abc) = %q", got)
 	}
 	// A bad network id is refused before any call.
-	if err := st.Put(ctx, "t", "Rakuten/../x", sample(0)); err == nil {
+	if err := st.Create(ctx, "t", "Rakuten/../x", conn, sample(0)); err == nil {
 		t.Errorf("Put with a bad network id succeeded")
 	}
 }
@@ -327,12 +312,14 @@ func FuzzName(f *testing.F) {
 		if a == "" || b == "" {
 			return
 		}
-		na, nb := st.Name(a, "rakuten"), st.Name(b, "rakuten")
+		na, nb := st.Name(a, "rakuten", conn), st.Name(b, "rakuten", conn)
 		for _, n := range []struct{ tenant, name string }{{a, na}, {b, nb}} {
 			if !awsName.MatchString(n.name) || len(n.name) > secrets.MaxNameLength {
 				t.Fatalf("Name(%q) = %q invalid", n.tenant, n.name)
 			}
-			if part, ok := strings.CutPrefix(n.name, prefix+"/rakuten/"); !ok || part == "" || strings.Contains(part, "/") {
+			part, ok := strings.CutPrefix(n.name, prefix+"/rakuten/")
+			part, ok2 := strings.CutSuffix(part, "/"+conn)
+			if !ok || !ok2 || part == "" || strings.Contains(part, "/") {
 				t.Fatalf("Name(%q) = %q: not one name under %s/rakuten/", n.tenant, n.name, prefix)
 			}
 		}
@@ -360,7 +347,7 @@ func TestFakeRejectsInvalidNames(t *testing.T) {
 	}
 	// A store whose prefix yields invalid names fails before calling AWS.
 	bad := secrets.New(client, "merchant sync", "")
-	if err := bad.Put(ctx, "t", "rakuten", sample(0)); err == nil {
+	if err := bad.Create(ctx, "t", "rakuten", conn, sample(0)); err == nil {
 		t.Errorf("Put with an invalid prefix succeeded")
 	}
 	if len(fake.All()) != 1 {
@@ -384,24 +371,24 @@ func TestErrorsNeverContainSecretValues(t *testing.T) {
 	}
 
 	fake.InjectError("CreateSecret", "InternalServiceError", 1)
-	check(st.Put(ctx, "leak", "rakuten", sec))
-	if err := st.Put(ctx, "leak", "rakuten", sec); err != nil {
+	check(st.Create(ctx, "leak", "rakuten", conn, sec))
+	if err := st.Create(ctx, "leak", "rakuten", conn, sec); err != nil {
 		t.Fatal(err)
 	}
-	fake.InjectError("CreateSecret", "ResourceExistsException", 1)
-	fake.InjectError("PutSecretValue", "LimitExceededException", 1)
-	check(st.Put(ctx, "leak", "rakuten", sec))
+	fake.InjectError("CreateSecret", "LimitExceededException", 1)
+	check(st.Create(ctx, "leak", "rakuten", "other", sec))
+	check(st.Create(ctx, "leak", "rakuten", conn, sec)) // exists
 	fake.InjectError("PutSecretValue", "EncryptionFailure", 1)
-	check(st.Update(ctx, "leak", "rakuten", sec))
+	check(st.Update(ctx, "leak", "rakuten", conn, sec))
 	fake.InjectError("GetSecretValue", "DecryptionFailure", 1)
-	_, err := st.Get(ctx, "leak", "rakuten")
+	_, err := st.Get(ctx, "leak", "rakuten", conn)
 	check(err)
 	bad := sec
 	bad.AuthScheme = "Digest " + sec.ClientSecret
-	check(st.Put(ctx, "leak", "rakuten", bad))
+	check(st.Create(ctx, "leak", "rakuten", conn, bad))
 	huge := sec
 	huge.AccessToken = strings.Repeat(sec.AccessToken, 5000)
-	check(st.Put(ctx, "leak", "rakuten", huge))
+	check(st.Create(ctx, "leak", "rakuten", conn, huge))
 
 	// A corrupted secret: the decoder's error would quote it.
 	for _, raw := range []string{
@@ -409,10 +396,10 @@ func TestErrorsNeverContainSecretValues(t *testing.T) {
 		sec.ClientSecret + `{`,
 		`{"clientSecret": ` + sec.ClientSecret + `}`,
 	} {
-		if _, err := client.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(st.Name("leak", "rakuten")), SecretString: aws.String(raw)}); err != nil {
+		if _, err := client.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(st.Name("leak", "rakuten", conn)), SecretString: aws.String(raw)}); err != nil {
 			t.Fatal(err)
 		}
-		_, err := st.Get(ctx, "leak", "rakuten")
+		_, err := st.Get(ctx, "leak", "rakuten", conn)
 		if !errors.Is(err, secrets.ErrMalformed) {
 			t.Fatalf("Get of corrupted secret: %v, want ErrMalformed", err)
 		}
@@ -447,11 +434,11 @@ func TestSDKRetriesInjectedServerErrors(t *testing.T) {
 	client := fake.Client(t, func(o *secretsmanager.Options) { o.RetryMaxAttempts = 3 })
 	st := secrets.New(client, prefix, "")
 	ctx := context.Background()
-	if err := st.Put(ctx, "t", "rakuten", sample(1)); err != nil {
+	if err := st.Create(ctx, "t", "rakuten", conn, sample(1)); err != nil {
 		t.Fatal(err)
 	}
 	fake.InjectError("GetSecretValue", "InternalServiceError", 2)
-	if _, err := st.Get(ctx, "t", "rakuten"); err != nil {
+	if _, err := st.Get(ctx, "t", "rakuten", conn); err != nil {
 		t.Fatalf("Get with 2 transient failures: %v", err)
 	}
 	if n := fake.Calls("GetSecretValue"); n != 3 {
@@ -465,4 +452,47 @@ func keys(m map[string]string) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestConnectionsAreFenced: each connection has a secret of its own, so a
+// write for a connection that ended (a sync saving a rotated token after the
+// publisher reconnected) can neither overwrite the new connection's
+// credentials nor bring the old ones back.
+func TestConnectionsAreFenced(t *testing.T) {
+	ctx := context.Background()
+	st, fake, _ := newStore(t)
+	const old, cur = "20260101T000000.000Z-000000000a", "20260102T000000.000Z-000000000b"
+	if st.Name("t1", "rakuten", old) == st.Name("t1", "rakuten", cur) {
+		t.Fatal("two connections share a secret name")
+	}
+	if err := st.Create(ctx, "t1", "rakuten", old, sample(1)); err != nil {
+		t.Fatal(err)
+	}
+	// Reconnect: the new connection's secret, then the old one deleted.
+	if err := st.Create(ctx, "t1", "rakuten", cur, sample(2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Delete(ctx, "t1", "rakuten", old); err != nil {
+		t.Fatal(err)
+	}
+	// A sync of the old connection saves its rotated token: refused.
+	err := st.Update(ctx, "t1", "rakuten", old, sample(3))
+	if merchantsync.ErrorCode(err) != merchantsync.EConnectionChanged {
+		t.Fatalf("Update of an ended connection: %v, want %s", err, merchantsync.EConnectionChanged)
+	}
+	if got, err := st.Get(ctx, "t1", "rakuten", cur); err != nil || *got != sample(2) {
+		t.Fatalf("the current connection's secret after a stale Update: %v, %v", got, err)
+	}
+	if _, err := st.Get(ctx, "t1", "rakuten", old); merchantsync.ErrorCode(err) != merchantsync.ENotConnected {
+		t.Fatalf("the ended connection's secret came back: %v", err)
+	}
+	if n := len(fake.All()); n != 1 {
+		t.Fatalf("fake holds %d secrets, want only the current connection's", n)
+	}
+	// A connection id that is not a simple name segment is refused before any call.
+	for _, bad := range []string{"", "a/b", "../x", strings.Repeat("a", 65)} {
+		if err := st.Create(ctx, "t1", "rakuten", bad, sample(0)); err == nil {
+			t.Errorf("Put with connection id %q succeeded", bad)
+		}
+	}
 }

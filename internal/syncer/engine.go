@@ -33,6 +33,17 @@
 //   - An empty pull while merchants are stored is suspicious: the run fails
 //     (network_unavailable, account state error) and nothing is applied, so
 //     the publisher sees it and LastSyncAt stays truthful.
+//   - Fencing: a run syncs the connection the account had when it started
+//     (Account.ConnectionID). Every write it makes is conditional on that
+//     connection still being current: rotated tokens go to that connection's
+//     own secret, relationships and changes are written in transactions that
+//     check the connection and the lease, and FinishRun checks it too. A
+//     run overtaken by a reconnect or disconnect ends skipped
+//     (connection_changed) and changes nothing of the new connection.
+//   - A store error that retrying cannot fix (merchantsync.ErrRejected)
+//     fails the run instead of asking for redelivery; so does any internal
+//     fault on the message's last delivery (SyncRequest.LastAttempt), so no
+//     run stays running once its message is gone.
 package syncer
 
 import (
@@ -58,20 +69,21 @@ type Store interface {
 	CreateRun(ctx context.Context, run merchantsync.Run) error
 	GetRun(ctx context.Context, tenant, network, runID string) (*merchantsync.Run, error)
 	PutRun(ctx context.Context, run merchantsync.Run) error
-	AcquireLease(ctx context.Context, tenant, network, runID string, now, until time.Time) (bool, error)
+	AcquireLease(ctx context.Context, tenant, network, conn, holder string, now, until time.Time) (bool, error)
 	ReleaseLease(ctx context.Context, tenant, network, runID string) error
 	FinishRun(ctx context.Context, run merchantsync.Run, upd dynamo.AccountUpdate) error
 	AllRelationships(ctx context.Context, tenant, network string) ([]merchantsync.Relationship, error)
-	WriteRelationships(ctx context.Context, rels []merchantsync.Relationship, changes []merchantsync.Change) (dynamo.WriteStats, error)
+	WriteRelationships(ctx context.Context, f merchantsync.Fence, rels []merchantsync.Relationship, changes []merchantsync.Change) (dynamo.WriteStats, error)
 }
 
-// Secrets is what the engine needs from Secrets Manager: read the
-// credentials, and write a new version when Rakuten rotates the refresh
-// token. Update never creates a secret, so a sync racing a disconnect cannot
-// bring deleted credentials back.
+// Secrets is what the engine needs from Secrets Manager: read one
+// connection's credentials, and write a new version when Rakuten rotates
+// the refresh token. Update never creates a secret and each connection has
+// its own, so a sync racing a disconnect or reconnect can neither bring old
+// credentials back nor overwrite new ones.
 type Secrets interface {
-	Get(ctx context.Context, tenant, network string) (*secrets.Secret, error)
-	Update(ctx context.Context, tenant, network string, sec secrets.Secret) error
+	Get(ctx context.Context, tenant, network, conn string) (*secrets.Secret, error)
+	Update(ctx context.Context, tenant, network, conn string, sec secrets.Secret) error
 }
 
 // Rakuten is what the engine needs from the Rakuten client.
@@ -208,8 +220,30 @@ func (e *Engine) Sync(ctx context.Context, req merchantsync.SyncRequest) (mercha
 	}
 	s := &syncRun{e: e, req: req, log: log, start: e.now(), leaseID: leaseHolder(req.RunID)}
 	run, err := s.do(ctx)
+	if IsRetryable(err) && req.LastAttempt {
+		run, err = s.giveUp(ctx, run, err)
+	}
 	s.record(ctx, run, err)
 	return run, err
+}
+
+// giveUp ends a run after an internal fault on its message's last delivery:
+// nothing will resume it, so it is recorded failed rather than left running.
+// If even that cannot be written, the fault is returned and the message
+// goes to the dead-letter queue (and its alarm) as it is.
+func (s *syncRun) giveUp(ctx context.Context, run merchantsync.Run, cause error) (merchantsync.Run, error) {
+	s.log.LogAttrs(ctx, slog.LevelError, "sync: internal fault on the last delivery; failing the run", slog.String("error", cause.Error()))
+	if run.RunID == "" {
+		return run, cause
+	}
+	s.reauth = false
+	failed, err := s.fail(ctx, run, merchantsync.StateError, &merchantsync.RunError{
+		Code:    merchantsync.EInternal,
+		Message: "The sync kept failing because of an internal error and was stopped; merchants already updated keep their new status. It will be tried again at the next sync."})
+	if err == nil {
+		return failed, nil
+	}
+	return run, cause
 }
 
 func validate(req merchantsync.SyncRequest) error {
@@ -237,9 +271,10 @@ type syncRun struct {
 	start time.Time
 
 	acct     *merchantsync.Account
+	conn     string // the connection this run syncs
 	leaseID  string // runID~nonce: this delivery's lease holder id
 	leased   bool
-	outcome  string // "succeeded", "failed", "skipped", "joined", "duplicate", "retry"
+	outcome  string // "succeeded", "failed", "skipped", "joined", "duplicate", "overtaken", "retry"
 	apiCalls int
 	pages    int
 	retries  int
@@ -279,6 +314,9 @@ func (s *syncRun) do(ctx context.Context) (merchantsync.Run, error) {
 		return merchantsync.Run{}, retry("get account", err)
 	}
 	s.acct = acct
+	if acct != nil {
+		s.conn = acct.ConnectionID
+	}
 	settings, err := st.GetSettings(ctx, req.TenantID)
 	if err != nil {
 		return merchantsync.Run{}, retry("get settings", err)
@@ -298,7 +336,7 @@ func (s *syncRun) do(ctx context.Context) (merchantsync.Run, error) {
 		s.outcome = "duplicate"
 		run.State = merchantsync.RunSkipped
 		return run, nil
-	case acct == nil || acct.AffiliateID == "" || !acct.Connected:
+	case acct == nil || acct.AffiliateID == "" || !acct.Connected || acct.ConnectionID == "":
 		skip = &merchantsync.RunError{Code: merchantsync.ENotConnected, Message: "Rakuten is not connected: nothing to sync."}
 	case !settings.Enabled:
 		skip = &merchantsync.RunError{Code: merchantsync.ESyncDisabled, Message: "Syncing network relationships is turned off."}
@@ -326,7 +364,10 @@ func (s *syncRun) do(ctx context.Context) (merchantsync.Run, error) {
 
 	// The lease: one sync per account at a time.
 	now := e.now()
-	ok, err := st.AcquireLease(ctx, req.TenantID, req.Network, s.leaseID, now, now.Add(e.leaseTTL()))
+	ok, err := st.AcquireLease(ctx, req.TenantID, req.Network, s.conn, s.leaseID, now, now.Add(e.leaseTTL()))
+	if merchantsync.ErrorCode(err) == merchantsync.EConnectionChanged || merchantsync.ErrorCode(err) == merchantsync.ENotFound {
+		return s.overtaken(ctx, run)
+	}
 	if err != nil {
 		return run, retry("acquire lease", err)
 	}
@@ -363,6 +404,27 @@ func (s *syncRun) skip(ctx context.Context, run merchantsync.Run, recorded bool,
 	}
 	if err := s.e.Store.PutRun(ctx, run); err != nil {
 		return run, retry("put skipped run", err)
+	}
+	return run, nil
+}
+
+// overtaken ends a run whose connection was replaced or removed while it
+// ran: it is recorded as skipped (connection_changed) and nothing else is
+// written, so nothing of it reaches the new connection. The reconnect or
+// disconnect cleared the lease and the active run with the connection.
+func (s *syncRun) overtaken(ctx context.Context, run merchantsync.Run) (merchantsync.Run, error) {
+	s.outcome = "overtaken"
+	s.leased = false
+	run.State = merchantsync.RunSkipped
+	run.FinishedAt = s.e.now()
+	run.MerchantsSynced, run.Counts, run.Changes = 0, nil, 0
+	run.Error = &merchantsync.RunError{Code: merchantsync.EConnectionChanged,
+		Message: "Your Rakuten connection changed while this sync ran, so its results were discarded; the next sync uses the new connection."}
+	s.log.LogAttrs(ctx, slog.LevelInfo, "sync: overtaken by a reconnect or disconnect; nothing applied")
+	fctx, cancel := s.e.finishCtx(ctx)
+	defer cancel()
+	if err := s.e.Store.PutRun(fctx, run); err != nil {
+		return run, retry("put overtaken run", err)
 	}
 	return run, nil
 }
@@ -419,12 +481,12 @@ func (s *syncRun) abort(ctx context.Context, err error) error {
 func (s *syncRun) pullAndApply(ctx context.Context, run merchantsync.Run) (merchantsync.Run, error) {
 	e, req := s.e, s.req
 
-	sec, err := e.Secrets.Get(ctx, req.TenantID, req.Network)
+	sec, err := e.Secrets.Get(ctx, req.TenantID, req.Network, s.conn)
 	if err != nil {
 		if merchantsync.ErrorCode(err) == merchantsync.ENotConnected {
-			// Disconnected after the message was sent.
-			return s.fail(ctx, run, merchantsync.StateError, &merchantsync.RunError{
-				Code: merchantsync.ENotConnected, Message: "No Rakuten credentials are connected."})
+			// This connection's secret is gone: disconnected or replaced
+			// since the run read the account.
+			return s.overtaken(ctx, run)
 		}
 		return run, s.abort(ctx, retry("get secret", err))
 	}
@@ -439,7 +501,7 @@ func (s *syncRun) pullAndApply(ctx context.Context, run merchantsync.Run) (merch
 		next.AccessExpiry = t.Expiry
 		next.AuthScheme = t.Scheme
 		next.UpdatedAt = e.now()
-		if err := e.Secrets.Update(ctx, req.TenantID, req.Network, next); err != nil {
+		if err := e.Secrets.Update(ctx, req.TenantID, req.Network, s.conn, next); err != nil {
 			return &persistError{err}
 		}
 		cur = next
@@ -496,9 +558,25 @@ func (s *syncRun) pullAndApply(ctx context.Context, run merchantsync.Run) (merch
 				"This is usually a passing problem at Rakuten.", len(stored))})
 	}
 	if len(p.Writes) > 0 || len(p.Changes) > 0 {
-		ws, err := e.Store.WriteRelationships(ctx, p.Writes, p.Changes)
+		fence := merchantsync.Fence{TenantID: req.TenantID, Network: req.Network, ConnectionID: s.conn, LeaseHolder: s.leaseID}
+		ws, err := e.Store.WriteRelationships(ctx, fence, p.Writes, p.Changes)
 		s.stats = ws
-		if err != nil {
+		switch {
+		case err == nil:
+		case merchantsync.ErrorCode(err) == merchantsync.EConnectionChanged:
+			return s.overtaken(ctx, run)
+		case merchantsync.ErrorCode(err) == merchantsync.EConflict:
+			// Our lease expired and another sync of this connection took
+			// it: that sync does the work, this one stops writing.
+			s.leased = false
+			return s.join(ctx, run)
+		case errors.Is(err, merchantsync.ErrRejected):
+			s.log.LogAttrs(ctx, slog.LevelError, "sync: the table refused relationship data", slog.String("error", err.Error()))
+			return s.fail(ctx, run, merchantsync.StateError, &merchantsync.RunError{
+				Code: merchantsync.EInternal,
+				Message: "Some of Rakuten's data could not be stored, so the sync stopped; merchants already updated keep their new status. " +
+					"It will be tried again at the next sync."})
+		default:
 			return run, s.abort(ctx, retry("write relationships", err))
 		}
 	}
@@ -542,9 +620,10 @@ func (s *syncRun) noteStats(st rakuten.PullStats, ts *rakuten.TokenSource) {
 func (s *syncRun) pullFailed(ctx context.Context, run merchantsync.Run, err error, pctxDone bool) (merchantsync.Run, error) {
 	var pe *persistError
 	if errors.As(err, &pe) {
-		if merchantsync.ErrorCode(pe.err) == merchantsync.ENotConnected {
-			return s.fail(ctx, run, merchantsync.StateError, &merchantsync.RunError{
-				Code: merchantsync.ENotConnected, Message: "The Rakuten credentials were disconnected during the sync."})
+		if merchantsync.ErrorCode(pe.err) == merchantsync.EConnectionChanged {
+			// The token was obtained for a connection that has ended: it is
+			// never used, and the new connection's secret is untouched.
+			return s.overtaken(ctx, run)
 		}
 		return run, s.abort(ctx, retry("save rotated token", pe.err))
 	}
@@ -558,6 +637,19 @@ func (s *syncRun) pullFailed(ctx context.Context, run merchantsync.Run, err erro
 		return s.fail(ctx, run, merchantsync.StateReauthRequired, &merchantsync.RunError{
 			Code:    merchantsync.EReauthRequired,
 			Message: "Rakuten refused the stored credentials. Enter your Rakuten API credentials again to resume syncing." + suffix(msg)})
+	case rakuten.KindExpired:
+		// Fresh tokens were refused again and again: an authorization
+		// problem of these credentials, not Rakuten being down.
+		s.log.LogAttrs(ctx, slog.LevelWarn, "sync: Rakuten kept refusing new access tokens", attrs...)
+		return s.fail(ctx, run, merchantsync.StateError, &merchantsync.RunError{
+			Code: merchantsync.ENetworkAuthFailed,
+			Message: "Rakuten kept refusing the access tokens it issued for these credentials, so the sync stopped; nothing was changed. " +
+				"If this happens again, enter your Rakuten API credentials again." + suffix(msg)})
+	case rakuten.KindRedirect:
+		s.log.LogAttrs(ctx, slog.LevelWarn, "sync: Rakuten answered with a redirect", attrs...)
+		return s.fail(ctx, run, merchantsync.StateError, &merchantsync.RunError{
+			Code:    merchantsync.ENetworkUnavailable,
+			Message: "Rakuten answered with a redirect, which merchantsync never follows; nothing was changed. It will be tried again at the next sync." + suffix(msg)})
 	case rakuten.KindEntitlement:
 		s.log.LogAttrs(ctx, slog.LevelWarn, "sync: Rakuten refused the service", attrs...)
 		return s.fail(ctx, run, merchantsync.StateError, &merchantsync.RunError{
@@ -645,7 +737,11 @@ func (s *syncRun) finish(ctx context.Context, run merchantsync.Run, upd dynamo.A
 	// The lease was taken under a per-delivery holder id: FinishRun
 	// releases it in the same transaction.
 	upd.LeaseHolder = s.leaseID
+	upd.ConnectionID = s.conn
 	if err := s.e.Store.FinishRun(fctx, run, upd); err != nil {
+		if merchantsync.ErrorCode(err) == merchantsync.EConnectionChanged {
+			return s.overtaken(ctx, run)
+		}
 		return run, s.abort(ctx, retry("finish run", err))
 	}
 	s.leased = false
@@ -673,7 +769,7 @@ func (s *syncRun) record(ctx context.Context, run merchantsync.Run, err error) {
 			slog.Int("added", s.plan.Added), slog.Int("updated", s.plan.Updated),
 			slog.Int("missed", s.plan.Missed), slog.Int("removed_by_missing", s.plan.RemovedByMissing),
 			slog.Int("relationship_writes", len(s.plan.Writes)),
-			slog.Int("dynamo_batch_calls", s.stats.BatchCalls))
+			slog.Int("dynamo_write_calls", s.stats.Calls))
 	}
 	if run.JoinedRunID != "" {
 		attrs = append(attrs, slog.String("joined_run_id", run.JoinedRunID))

@@ -76,17 +76,17 @@ func TestSyncFirstPullThenChanges(t *testing.T) {
 	}
 	w := e.writeOps()
 	t.Logf("10 changes: DynamoDB writes %v", w)
-	// 10 relationships + 10 change events, in one BatchWriteItem; the run
-	// (create, running) and account (lease taken; finish releases it in the
-	// same transaction) items.
-	// Change events are written in batches of their own before the
-	// relationships (a failed batch must not leave a relationship updated
-	// without its change event): 2 calls.
-	if w["batchItems"] != 20 || w["BatchWriteItem"] != 2 {
-		t.Fatalf("relationship writes %v, want 20 items (10 changes, then 10 relationships) in 2 calls", w)
+	// 10 change events, then 10 relationships, in transactions of their own
+	// (a failed one must not leave a relationship updated without its
+	// change event), each fenced by a check of the connection and lease;
+	// then the finish: the run put and the account update (lease released)
+	// in one transaction. Before that the run is created and marked
+	// running (2 PutItem) and the lease taken (1 UpdateItem).
+	if w["batchItems"] != 20+1 || w["TransactWriteItems"] != 2+1 {
+		t.Fatalf("writes %v, want 10 changes and 10 relationships in 2 transactions, and the finish's", w)
 	}
-	if w["PutItem"] != 2 || w["UpdateItem"] != 1 || w["TransactWriteItems"] != 1 || w["DeleteItem"] != 0 {
-		t.Fatalf("run/account writes %v, want 2 PutItem (run created, running), 1 UpdateItem (lease taken), 1 transaction (finish + lease release)", w)
+	if w["PutItem"] != 2 || w["UpdateItem"] != 1 || w["DeleteItem"] != 0 || w["BatchWriteItem"] != 0 {
+		t.Fatalf("run/account writes %v, want 2 PutItem (run created, running), 1 UpdateItem (lease taken)", w)
 	}
 	if acct, err := e.store.GetAccount(e.ctx, "t1", network); err != nil || acct.LeaseRunID != "" {
 		t.Fatalf("lease after the run: %+v %v, want released", acct, err)
@@ -108,15 +108,16 @@ func TestSyncFirstPullThenChanges(t *testing.T) {
 		t.Fatalf("counts %v, sandbox says %v", run2.Counts, want)
 	}
 
-	// Nothing changed: nothing but the run and account items is written.
+	// Nothing changed: nothing but the run and account items is written
+	// (the finish transaction's run put).
 	e.counter.Reset()
 	run3 := e.sync("t1")
-	if run3.Changes != 0 || e.counter.WriteItems() != 0 {
-		t.Fatalf("unchanged sync wrote %d relationship items: %+v", e.counter.WriteItems(), run3)
+	if run3.Changes != 0 || e.counter.WriteItems() != 1 || e.counter.Op("TransactWriteItems") != 1 {
+		t.Fatalf("unchanged sync put %d items in %d transactions: %+v", e.counter.WriteItems(), e.counter.Op("TransactWriteItems"), run3)
 	}
 
 	// The rotated refresh token is in Secrets Manager and works.
-	sec, err := e.secrets.Get(e.ctx, "t1", network)
+	sec, err := e.secret("t1")
 	if err != nil || sec.RefreshToken == "" || sec.AccessToken == "" {
 		t.Fatalf("secret after sync: %v %v", sec, err)
 	}
@@ -126,7 +127,7 @@ func TestSyncFirstPullThenChanges(t *testing.T) {
 	if run4.State != merchantsync.RunSucceeded || e.sb.Calls(sandbox.EndpointToken) != 1 {
 		t.Fatalf("sync with the rotated refresh token: %+v, token calls %d", run4, e.sb.Calls(sandbox.EndpointToken))
 	}
-	sec2, _ := e.secrets.Get(e.ctx, "t1", network)
+	sec2, _ := e.secret("t1")
 	if sec2.RefreshToken == sec.RefreshToken {
 		t.Fatal("refresh token not rotated in Secrets Manager")
 	}
@@ -420,15 +421,18 @@ func TestSyncInternalFaultsResume(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		inject func()
+		change bool // a merchant changes, so relationships are written before the finish
 	}{
-		{"secrets manager down", func() { e.smFake.InjectError("GetSecretValue", "InternalServiceError", 3) }},
-		{"dynamodb throttling the writes", func() { e.faults.Throttle("BatchWriteItem", 3) }},
-		{"dynamodb throttling the finish", func() { e.faults.Throttle("TransactWriteItems", 3) }},
+		{"secrets manager down", func() { e.smFake.InjectError("GetSecretValue", "InternalServiceError", 3) }, true},
+		{"dynamodb throttling the writes", func() { e.faults.Throttle("TransactWriteItems", 3) }, true},
+		{"dynamodb throttling the finish", func() { e.faults.Throttle("TransactWriteItems", 3) }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e.clock.Advance(24 * time.Hour)
-			ms := e.sb.Merchants(e.tenants["t1"].SiteID)
-			_ = e.sb.SetStatus(e.tenants["t1"].SiteID, ms[len(ms)-1].MID, "self-removed-"+tc.name[:3])
+			if tc.change {
+				ms := e.sb.Merchants(e.tenants["t1"].SiteID)
+				_ = e.sb.SetStatus(e.tenants["t1"].SiteID, ms[len(ms)-1].MID, "self-removed-"+tc.name[:3])
+			}
 			req := manual("t1", e.clock.Now())
 			tc.inject()
 			run, err := e.engine.Sync(e.ctx, req)
@@ -577,7 +581,7 @@ func TestSyncManualRacingScheduled(t *testing.T) {
 func TestSyncSkips(t *testing.T) {
 	e := newEnv(t)
 	e.connect("t1", 10)
-	if err := e.store.MarkDisconnected(e.ctx, "t1", network, e.clock.Now()); err != nil {
+	if err := e.store.MarkDisconnected(e.ctx, "t1", network, e.account("t1").ConnectionID, e.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	run, err := e.engine.Sync(e.ctx, manual("t1", e.clock.Now()))

@@ -232,13 +232,14 @@ func (e *env) connect(tenant string, n int) sandbox.Account {
 	}
 	// Only the refresh token is stored, as the credentials function does:
 	// the first sync starts with a refresh.
-	if err := e.secrets.Put(e.ctx, tenant, network, secrets.Secret{
+	conn := merchantsync.NewConnectionID(now)
+	if err := e.secrets.Create(e.ctx, tenant, network, conn, secrets.Secret{
 		ClientID: a.ClientID, ClientSecret: a.ClientSecret, SiteID: site,
 		RefreshToken: tok.RefreshToken, AuthScheme: tok.Scheme,
 	}); err != nil {
-		e.t.Fatalf("secrets.Put: %v", err)
+		e.t.Fatalf("secrets.Create: %v", err)
 	}
-	if err := e.store.MarkConnected(e.ctx, tenant, network, site, a.Username, now); err != nil {
+	if _, err := e.store.MarkConnected(e.ctx, tenant, network, merchantsync.Connection{ID: conn, SiteID: site, Username: a.Username}, now); err != nil {
 		e.t.Fatalf("MarkConnected: %v", err)
 	}
 	e.mu.Lock()
@@ -270,6 +271,18 @@ func (e *env) sync(tenant string) merchantsync.Run {
 		e.t.Fatalf("Sync: %v", err)
 	}
 	return run
+}
+
+// secret reads the secret of the tenant's current connection.
+func (e *env) secret(tenant string) (*secrets.Secret, error) {
+	a, err := e.store.GetAccount(e.ctx, tenant, network)
+	if err != nil {
+		return nil, err
+	}
+	if a == nil || a.ConnectionID == "" {
+		return nil, merchantsync.Errorf(merchantsync.ENotConnected, "%s has no connection", tenant)
+	}
+	return e.secrets.Get(e.ctx, tenant, network, a.ConnectionID)
 }
 
 func (e *env) rels(tenant string) []merchantsync.Relationship {
@@ -317,7 +330,7 @@ func (e *env) secretValues(extra ...string) []string {
 	for tenant, a := range e.tenants {
 		out = append(out, a.ClientSecret, a.Password,
 			base64.StdEncoding.EncodeToString([]byte(a.ClientID+":"+a.ClientSecret)))
-		sec, err := e.secrets.Get(e.ctx, tenant, network)
+		sec, err := e.secret(tenant)
 		if err == nil {
 			out = append(out, sec.RefreshToken, sec.AccessToken)
 		}

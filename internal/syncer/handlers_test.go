@@ -183,7 +183,7 @@ func TestScheduler10k(t *testing.T) {
 					errs <- err
 					return
 				}
-				if err := e.store.MarkConnected(e.ctx, tenant, network, "", "u", e.clock.Now()); err != nil {
+				if _, err := e.store.MarkConnected(e.ctx, tenant, network, merchantsync.Connection{ID: "c-" + tenant, Username: "u"}, e.clock.Now()); err != nil {
 					errs <- err
 					return
 				}

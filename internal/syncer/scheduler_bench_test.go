@@ -49,7 +49,7 @@ func seedDue(b *testing.B, client *dynamodb.Client, table string, n int) {
 			dynamo.AttrPK: s("TENANT#" + tenant), dynamo.AttrSK: s("NETWORK#rakuten"),
 			dynamo.AttrDuePK: s(fmt.Sprintf("SYNC#%d", dynamo.ShardOf(tenant))), dynamo.AttrDueSK: s("TENANT#" + tenant + "#NETWORK#rakuten"),
 		}}})
-		if len(batch) == dynamo.BatchSize {
+		if len(batch) == 25 { // BatchWriteItem's limit
 			work <- batch
 			batch = nil
 		}

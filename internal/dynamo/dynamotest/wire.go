@@ -44,8 +44,9 @@ func setBody(req *http.Request, b []byte) {
 	req.Header.Set("Content-Length", strconv.Itoa(len(b)))
 }
 
-type batchWriteBody struct {
-	RequestItems map[string][]json.RawMessage `json:"RequestItems"`
+// transactBody is a TransactWriteItems request: one action per entry.
+type transactBody struct {
+	TransactItems []map[string]json.RawMessage `json:"TransactItems"`
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
@@ -53,7 +54,8 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // Counter counts a client's requests on the wire, per operation, every
-// attempt included (so SDK retries show). Safe for concurrent use.
+// attempt included (so SDK retries show), and the items transactions put.
+// Safe for concurrent use.
 type Counter struct {
 	mu         sync.Mutex
 	ops        map[string]int
@@ -67,15 +69,17 @@ func (c *Counter) wrap(next http.RoundTripper) http.RoundTripper {
 	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
 		op := operation(req)
 		items := 0
-		if op == "BatchWriteItem" {
+		if op == "TransactWriteItems" {
 			b, err := readBody(req)
 			if err != nil {
 				return nil, err
 			}
-			var body batchWriteBody
+			var body transactBody
 			if json.Unmarshal(b, &body) == nil {
-				for _, reqs := range body.RequestItems {
-					items += len(reqs)
+				for _, it := range body.TransactItems {
+					if _, ok := it["Put"]; ok {
+						items++
+					}
 				}
 			}
 		}
@@ -101,7 +105,7 @@ func (c *Counter) Op(op string) int {
 	return c.ops[op]
 }
 
-// WriteItems returns the put and delete requests sent in BatchWriteItem calls.
+// WriteItems returns the puts sent in TransactWriteItems calls.
 func (c *Counter) WriteItems() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -120,32 +124,32 @@ func (c *Counter) Reset() {
 // level, below the SDK (so the SDK's retryer and error parsing run as in
 // production). Safe for concurrent use.
 type Faults struct {
-	mu          sync.Mutex
-	throttle    map[string]int
-	unprocessed int
-	injected    map[string]int
+	mu        sync.Mutex
+	throttle  map[string]int
+	conflicts int
+	injected  map[string]int
 }
 
 // NewFaults returns a Faults that injects nothing until told to.
 func NewFaults() *Faults { return &Faults{throttle: map[string]int{}, injected: map[string]int{}} }
 
-// Throttle answers the next n requests of op (e.g. "BatchWriteItem") with
-// HTTP 400 ProvisionedThroughputExceededException, without reaching the
-// server.
+// Throttle answers the next n requests of op (e.g. "TransactWriteItems")
+// with HTTP 400 ProvisionedThroughputExceededException, without reaching
+// the server.
 func (f *Faults) Throttle(op string, n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.throttle[op] += n
 }
 
-// Unprocess makes the next n BatchWriteItem requests partly processed, as
-// DynamoDB does under load: only the first half (rounded down) of each
-// table's write requests reaches the server, and the rest comes back in
-// UnprocessedItems of an otherwise real response.
-func (f *Faults) Unprocess(n int) {
+// Conflict cancels the next n TransactWriteItems requests the way DynamoDB
+// does when another transaction holds one of the items: a
+// TransactionCanceledException whose first reason is TransactionConflict
+// (the others None), without reaching the server.
+func (f *Faults) Conflict(n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.unprocessed += n
+	f.conflicts += n
 }
 
 // Clear cancels every pending fault.
@@ -153,18 +157,18 @@ func (f *Faults) Clear() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.throttle = map[string]int{}
-	f.unprocessed = 0
+	f.conflicts = 0
 }
 
 // Injected returns how many faults were injected, by kind
-// ("throttle:<op>", "unprocessed" for requests, "unprocessedItems" for items).
+// ("throttle:<op>", "conflict").
 func (f *Faults) Injected() map[string]int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return maps.Clone(f.injected)
 }
 
-func (f *Faults) take(op string) (throttle, unprocess bool) {
+func (f *Faults) take(op string) (throttle, conflict bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.throttle[op] > 0 {
@@ -172,9 +176,9 @@ func (f *Faults) take(op string) (throttle, unprocess bool) {
 		f.injected["throttle:"+op]++
 		return true, false
 	}
-	if op == "BatchWriteItem" && f.unprocessed > 0 {
-		f.unprocessed--
-		f.injected["unprocessed"]++
+	if op == "TransactWriteItems" && f.conflicts > 0 {
+		f.conflicts--
+		f.injected["conflict"]++
 		return false, true
 	}
 	return false, false
@@ -183,7 +187,7 @@ func (f *Faults) take(op string) (throttle, unprocess bool) {
 func (f *Faults) wrap(next http.RoundTripper) http.RoundTripper {
 	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
 		op := operation(req)
-		throttle, unprocess := f.take(op)
+		throttle, conflict := f.take(op)
 		switch {
 		case throttle:
 			if req.Body != nil {
@@ -192,82 +196,43 @@ func (f *Faults) wrap(next http.RoundTripper) http.RoundTripper {
 			}
 			return jsonResponse(req, http.StatusBadRequest, []byte(`{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",`+
 				`"message":"The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API."}`)), nil
-		case unprocess:
-			return f.partial(next, req)
+		case conflict:
+			return cancelled(req)
 		}
 		return next.RoundTrip(req)
 	})
 }
 
-// partial forwards the first half of each table's write requests and adds
-// the rest to the real response's UnprocessedItems.
-func (f *Faults) partial(next http.RoundTripper, req *http.Request) (*http.Response, error) {
+// cancelled answers a TransactWriteItems request with DynamoDB's
+// cancellation for a conflicting transaction.
+func cancelled(req *http.Request) (*http.Response, error) {
 	raw, err := readBody(req)
 	if err != nil {
 		return nil, err
 	}
-	var body map[string]json.RawMessage
-	var items batchWriteBody
+	var body transactBody
 	if err := json.Unmarshal(raw, &body); err != nil {
-		return nil, fmt.Errorf("dynamotest: BatchWriteItem body: %w", err)
+		return nil, fmt.Errorf("dynamotest: TransactWriteItems body: %w", err)
 	}
-	if err := json.Unmarshal(raw, &items); err != nil {
-		return nil, fmt.Errorf("dynamotest: BatchWriteItem body: %w", err)
+	type reason struct {
+		Code    string
+		Message string `json:",omitempty"`
 	}
-	send := map[string][]json.RawMessage{}
-	left := map[string][]json.RawMessage{}
-	nLeft := 0
-	for table, reqs := range items.RequestItems {
-		k := len(reqs) / 2
-		if k > 0 {
-			send[table] = reqs[:k]
-		}
-		left[table] = reqs[k:]
-		nLeft += len(reqs) - k
+	reasons := make([]reason, len(body.TransactItems))
+	codes := make([]string, len(reasons))
+	for i := range reasons {
+		reasons[i], codes[i] = reason{Code: "None"}, "None"
 	}
-	f.mu.Lock()
-	f.injected["unprocessedItems"] += nLeft
-	f.mu.Unlock()
-	var resp *http.Response
-	result := map[string]json.RawMessage{}
-	if len(send) > 0 {
-		body["RequestItems"], _ = json.Marshal(send)
-		nb, _ := json.Marshal(body)
-		setBody(req, nb)
-		resp, err = next.RoundTrip(req)
-		if err != nil || resp.StatusCode != http.StatusOK {
-			return resp, err
-		}
-		rb, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal(rb, &result); err != nil {
-			return nil, fmt.Errorf("dynamotest: BatchWriteItem response: %w", err)
-		}
-	} else if req.Body != nil {
-		req.Body.Close()
+	if len(reasons) > 0 {
+		reasons[0] = reason{Code: "TransactionConflict", Message: "Transaction is ongoing for the item"}
+		codes[0] = "TransactionConflict"
 	}
-	// Merge with anything the server itself left unprocessed.
-	var serverLeft map[string][]json.RawMessage
-	if r, ok := result["UnprocessedItems"]; ok {
-		_ = json.Unmarshal(r, &serverLeft)
-	}
-	for table, reqs := range serverLeft {
-		left[table] = append(left[table], reqs...)
-	}
-	result["UnprocessedItems"], _ = json.Marshal(left)
-	out, _ := json.Marshal(result)
-	if resp == nil {
-		return jsonResponse(req, http.StatusOK, out), nil
-	}
-	resp.Body = io.NopCloser(bytes.NewReader(out))
-	resp.ContentLength = int64(len(out))
-	resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
-	resp.Header.Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE(out)), 10))
-	resp.Header.Del("Content-Encoding")
-	return resp, nil
+	out, _ := json.Marshal(map[string]any{
+		"__type":              "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+		"Message":             "Transaction cancelled, please refer cancellation reasons for specific reasons [" + strings.Join(codes, ", ") + "]",
+		"CancellationReasons": reasons,
+	})
+	return jsonResponse(req, http.StatusBadRequest, out), nil
 }
 
 func jsonResponse(req *http.Request, status int, body []byte) *http.Response {
