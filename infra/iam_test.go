@@ -92,7 +92,7 @@ func (r resources) keyARN() string {
 func (r resources) resolve(v any) (string, error) {
 	refs := map[string]string{
 		"Table": r.table, "SyncQueue": r.queueURL, "SecretsKey": "1234abcd-12ab-34cd-56ef-1234567890ab",
-		"Stage": iamStage, "RakutenBaseUrl": r.sandboxURL, "SyncHourUtc": "3",
+		"Stage": iamStage, "RakutenBaseUrl": r.sandboxURL, "SyncHourUtc": "3", "TenantClaim": "tenant_id",
 		// A deployment choice; high so that the test never waits on the limiter.
 		"RakutenRequestsPerMinute": "6000",
 		"RakutenPullByStatus":      "false",

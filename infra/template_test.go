@@ -296,8 +296,18 @@ func checkQueue(tpl map[string]any, fns map[string]map[string]any) []string {
 	if vt, _ := q["VisibilityTimeout"].(int); vt < 6*timeout {
 		problems = append(problems, fmt.Sprintf("SyncQueue: VisibilityTimeout %d < 6 x SyncFunction timeout %d", vt, timeout))
 	}
-	if m(q["RedrivePolicy"])["maxReceiveCount"] == nil {
+	mrc := m(q["RedrivePolicy"])["maxReceiveCount"]
+	if mrc == nil {
 		problems = append(problems, "SyncQueue: no dead-letter queue")
+	}
+	// The worker fails a run on its last delivery; it must know which one
+	// that is, and shorten retries through the same queue.
+	env := m(m(m(syncFn["Properties"])["Environment"])["Variables"])
+	if fmt.Sprint(env["SYNC_MAX_RECEIVES"]) != fmt.Sprint(mrc) {
+		problems = append(problems, fmt.Sprintf("SyncFunction: SYNC_MAX_RECEIVES %v must equal SyncQueue's maxReceiveCount %v", env["SYNC_MAX_RECEIVES"], mrc))
+	}
+	if m(env["SYNC_QUEUE_URL"])["Ref"] != "SyncQueue" {
+		problems = append(problems, "SyncFunction: SYNC_QUEUE_URL must be SyncQueue (retries are shortened through it)")
 	}
 	var found bool
 	for _, esm := range resourcesOfType(tpl, "AWS::Lambda::EventSourceMapping") {
@@ -596,6 +606,9 @@ func TestTemplateCheckCatchesBreakage(t *testing.T) {
 		{"memory limit above MemorySize", func(tpl map[string]any) {
 			m(m(res(tpl, "SyncFunction")["Environment"])["Variables"])["GOMEMLIMIT"] = "600MiB"
 		}, "must stay below 90% of MemorySize"},
+		{"last delivery unknown to the worker", func(tpl map[string]any) {
+			m(res(tpl, "SyncQueue")["RedrivePolicy"])["maxReceiveCount"] = 6
+		}, "SYNC_MAX_RECEIVES 4 must equal SyncQueue's maxReceiveCount 6"},
 		{"unconditional email subscription", func(tpl map[string]any) {
 			delete(m(m(tpl["Resources"])["AlarmEmailSubscription"]), "Condition")
 		}, "needs a Condition on a non-empty AlarmEmail"},

@@ -37,6 +37,8 @@ type Config struct {
 	RakutenPerMinute float64 // RAKUTEN_REQUESTS_PER_MINUTE
 	RakutenByStatus  bool    // RAKUTEN_PULL_BY_STATUS: one partnerships pull per partner_status
 	SyncHourUTC      int     // SYNC_HOUR_UTC: the daily schedule's hour, for nextSyncAt
+	TenantClaim      string  // TENANT_CLAIM: the JWT claim holding the tenant id (default tenant_id)
+	SyncMaxReceives  int     // SYNC_MAX_RECEIVES: the sync queue's maxReceiveCount (0: unknown)
 	LogLevel         slog.Level
 	AWS              aws.Config
 	Logger           *slog.Logger
@@ -54,6 +56,10 @@ func Load(ctx context.Context, getenv func(string) string, logOut io.Writer) (Co
 		SecretKMSKeyID: getenv("SECRET_KMS_KEY_ID"),
 		RakutenBaseURL: getenv("RAKUTEN_BASE_URL"),
 		SyncHourUTC:    3,
+		TenantClaim:    getenv("TENANT_CLAIM"),
+	}
+	if c.TenantClaim == "" {
+		c.TenantClaim = httpapi.DefaultTenantClaim
 	}
 	if c.RakutenBaseURL == "" {
 		c.RakutenBaseURL = "https://api.linksynergy.com"
@@ -71,6 +77,13 @@ func Load(ctx context.Context, getenv func(string) string, logOut io.Writer) (Co
 			return c, fmt.Errorf("RAKUTEN_PULL_BY_STATUS=%q: want true or false", v)
 		}
 		c.RakutenByStatus = b
+	}
+	if v := getenv("SYNC_MAX_RECEIVES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return c, fmt.Errorf("SYNC_MAX_RECEIVES=%q: want 1..1000, the queue's maxReceiveCount", v)
+		}
+		c.SyncMaxReceives = n
 	}
 	if v := getenv("SYNC_HOUR_UTC"); v != "" {
 		h, err := strconv.Atoi(v)
@@ -155,20 +168,26 @@ func (c Config) schedule() httpapi.Schedule { return httpapi.DailyAt{Hour: c.Syn
 
 // APIHandler is the api function: reads, IDs and settings.
 func (c Config) APIHandler() *httpapi.Router {
-	return httpapi.NewAPIRouter(&httpapi.API{Store: c.Store(), Schedule: c.schedule(), Now: time.Now}, c.Logger)
+	return c.claims(httpapi.NewAPIRouter(&httpapi.API{Store: c.Store(), Schedule: c.schedule(), Now: time.Now}, c.Logger))
 }
 
 // CredentialsHandler is the credentials function.
 func (c Config) CredentialsHandler() *httpapi.Router {
-	return httpapi.NewCredentialsRouter(&httpapi.Credentials{
+	return c.claims(httpapi.NewCredentialsRouter(&httpapi.Credentials{
 		Store: c.Store(), Secrets: c.Secrets(), Rakuten: c.Rakuten(),
 		Schedule: c.schedule(), Now: time.Now, Logger: c.Logger,
-	}, c.Logger)
+	}, c.Logger))
 }
 
 // SyncNowHandler is the sync-now function.
 func (c Config) SyncNowHandler() *httpapi.Router {
-	return httpapi.NewSyncNowRouter(&httpapi.SyncNow{Store: c.Store(), Queue: c.Queue(), Now: time.Now, Logger: c.Logger}, c.Logger)
+	return c.claims(httpapi.NewSyncNowRouter(&httpapi.SyncNow{Store: c.Store(), Queue: c.Queue(), Now: time.Now, Logger: c.Logger}, c.Logger))
+}
+
+// claims makes r read the tenant from the configured claim.
+func (c Config) claims(r *httpapi.Router) *httpapi.Router {
+	r.TenantClaim = c.TenantClaim
+	return r
 }
 
 // SyncWorker is the sync function: one SQS message = one tenant × network.
@@ -178,7 +197,12 @@ func (c Config) SyncWorker() *syncer.Worker {
 		Store: c.Store(), Secrets: c.Secrets(), Rakuten: c.Rakuten(),
 		Now: time.Now, Logger: c.Logger, Metrics: metrics,
 	}
-	return syncer.NewWorker(e, c.Logger)
+	w := syncer.NewWorker(e, c.Logger)
+	w.MaxReceives = c.SyncMaxReceives
+	if c.QueueURL != "" {
+		w.Queue = c.Queue()
+	}
+	return w
 }
 
 // Scheduler is the scheduler function: the daily fan-out.

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -38,11 +39,16 @@ type Gateway struct {
 }
 
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// CORS as the template configures it on API Gateway, for a front end
-	// served from another local origin (e.g. a Vite dev server).
+	// CORS for a front end served from another local origin (e.g. a Vite
+	// dev server), and only those: X-Tenant-Id picks any tenant here, so a
+	// page from anywhere else the developer visits must not drive the API.
 	if origin := r.Header.Get("Origin"); origin != "" {
-		w.Header().Set("Access-Control-Allow-Origin", origin)
 		w.Header().Set("Vary", "Origin")
+		if !localOrigin(origin) {
+			writeJSON(w, http.StatusForbidden, `{"error":{"code":"unauthorized","message":"The local stack only answers pages served from localhost."}}`)
+			return
+		}
+		w.Header().Set("Access-Control-Allow-Origin", origin)
 		if r.Method == http.MethodOptions {
 			w.Header().Set("Access-Control-Allow-Methods", "GET, PUT, POST, DELETE")
 			w.Header().Set("Access-Control-Allow-Headers", "authorization, content-type, x-tenant-id")
@@ -66,7 +72,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, `{"error":{"code":"invalid_request","message":"could not read body"}}`)
 		return
 	}
-	ev := toEvent(r, body)
+	claim := fn.Router.TenantClaim
+	if claim == "" {
+		claim = httpapi.DefaultTenantClaim
+	}
+	ev := toEvent(r, body, claim)
 	payload, _ := json.Marshal(ev)
 	out, err := lambda.NewHandler(fn.Router.Handle).Invoke(r.Context(), payload)
 	if err != nil {
@@ -95,8 +105,23 @@ func (g *Gateway) owner(method, path string) *Function {
 	return nil
 }
 
-// toEvent builds the payload v2 event API Gateway would send.
-func toEvent(r *http.Request, body []byte) events.APIGatewayV2HTTPRequest {
+// localOrigin reports whether a browser Origin is a page on this machine:
+// http(s)://localhost, 127.0.0.1 or [::1], any port.
+func localOrigin(origin string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Path != "" || u.User != nil {
+		return false
+	}
+	switch u.Hostname() {
+	case "localhost", "127.0.0.1", "::1":
+		return true
+	}
+	return false
+}
+
+// toEvent builds the payload v2 event API Gateway would send, with the
+// X-Tenant-Id header as the tenant claim.
+func toEvent(r *http.Request, body []byte, claim string) events.APIGatewayV2HTTPRequest {
 	headers := map[string]string{}
 	for k, v := range r.Header {
 		headers[strings.ToLower(k)] = strings.Join(v, ",")
@@ -124,7 +149,7 @@ func toEvent(r *http.Request, body []byte) events.APIGatewayV2HTTPRequest {
 	// Only the local stack does this: in AWS the JWT authorizer sets the claims.
 	if t := r.Header.Get("X-Tenant-Id"); t != "" {
 		ev.RequestContext.Authorizer = &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{
-			JWT: &events.APIGatewayV2HTTPRequestContextAuthorizerJWTDescription{Claims: map[string]string{"tenant_id": t}},
+			JWT: &events.APIGatewayV2HTTPRequestContextAuthorizerJWTDescription{Claims: map[string]string{claim: t}},
 		}
 	}
 	return ev

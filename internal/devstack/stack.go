@@ -95,6 +95,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	os.Setenv("SYNC_QUEUE_URL", queueURL)
+	setenvDefault("SYNC_MAX_RECEIVES", "4")
 
 	// Secrets Manager: the wire-level fake (no emulator exists).
 	sm := secretstest.New()

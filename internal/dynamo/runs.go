@@ -278,6 +278,23 @@ func (s *Store) AcquireLease(ctx context.Context, tenant, network, conn, holder 
 	return false, nil
 }
 
+// ClearActiveRun forgets runID as the account's active run, if it still
+// is: a manual run that ended without syncing (skipped) must not look like
+// a sync in progress.
+func (s *Store) ClearActiveRun(ctx context.Context, tenant, network, runID string) error {
+	if err := validateKey(tenant, network); err != nil {
+		return err
+	}
+	e := newExpr()
+	e.cond("%s = %s", e.n("activeRunId"), e.v(avS(runID)))
+	e.remove("activeRunId")
+	_, err := s.client.UpdateItem(ctx, s.accountUpdate(tenant, network, e))
+	if isConditionFailed(err) {
+		return nil
+	}
+	return wrap("clear active run", err)
+}
+
 // ReleaseLease gives up the lease if runID holds it; otherwise it does nothing.
 func (s *Store) ReleaseLease(ctx context.Context, tenant, network, runID string) error {
 	if err := validateKey(tenant, network); err != nil {

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
+
 	"github.com/merchantsync/merchantsync/internal/httpapi"
 )
 
@@ -180,5 +182,29 @@ func TestEmptyListsAndEvents(t *testing.T) {
 		if status != 200 || !ok || len(items) != 0 {
 			t.Errorf("%s = %d %v, want 200 and an empty items list", name, status, body)
 		}
+	}
+}
+
+// TestTenantClaim: the tenant comes from the configured claim and no other.
+// Before, a token without tenant_id was silently the tenant named by its
+// sub: one user's id could then name another tenant's data.
+func TestTenantClaim(t *testing.T) {
+	_, api := newAPI(t)
+	withClaims := func(claims map[string]string) events.APIGatewayV2HTTPRequest {
+		ev := req("GET", "/v1/networks/rakuten", "", "", nil)
+		ev.RequestContext.Authorizer = &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{
+			JWT: &events.APIGatewayV2HTTPRequestContextAuthorizerJWTDescription{Claims: claims}}
+		return ev
+	}
+	if status, body := invoke(t, api, withClaims(map[string]string{"sub": "tenant-a"})); status != 401 || errCode(body) != "unauthorized" ||
+		!strings.Contains(errMessage(body), "tenant_id") {
+		t.Errorf("a token with sub only: %d %v, want 401 naming the claim", status, body)
+	}
+	api.TenantClaim = "custom:tenant"
+	if status, body := invoke(t, api, withClaims(map[string]string{"tenant_id": "tenant-a"})); status != 401 {
+		t.Errorf("tenant_id when the stack reads custom:tenant: %d %v", status, body)
+	}
+	if status, body := invoke(t, api, withClaims(map[string]string{"custom:tenant": "tenant-a", "tenant_id": "tenant-b"})); status != 200 {
+		t.Errorf("the configured claim: %d %v", status, body)
 	}
 }

@@ -57,7 +57,15 @@ type Router struct {
 	routes []compiledRoute
 	logger *slog.Logger
 	now    func() time.Time
+	// TenantClaim names the JWT claim that holds the tenant id
+	// (TENANT_CLAIM, the stack's TenantClaim parameter); empty means
+	// DefaultTenantClaim.
+	TenantClaim string
 }
+
+// DefaultTenantClaim is the JWT claim holding the tenant id unless the
+// stack names another.
+const DefaultTenantClaim = "tenant_id"
 
 type compiledRoute struct {
 	method   string
@@ -181,7 +189,11 @@ func (rt *Router) serve(ctx context.Context, ev events.APIGatewayV2HTTPRequest, 
 				fmt.Sprintf("Unknown network %q. Supported networks: rakuten.", truncate(n, 40)))
 		}
 	}
-	tenant, err := tenantFrom(ev)
+	claim := rt.TenantClaim
+	if claim == "" {
+		claim = DefaultTenantClaim
+	}
+	tenant, err := tenantFrom(ev, claim)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -192,19 +204,18 @@ func (rt *Router) serve(ctx context.Context, ev events.APIGatewayV2HTTPRequest, 
 	return route.Handler(ctx, req)
 }
 
-// tenantFrom takes the tenant from the JWT authorizer's claims: tenant_id,
-// else sub. Never from the path, query or body.
-func tenantFrom(ev events.APIGatewayV2HTTPRequest) (string, error) {
+// tenantFrom takes the tenant from the JWT authorizer's claim named claim,
+// and nowhere else: not the path, query or body, and not another claim. A
+// silent fallback (to sub, say) would let a token without the claim act as
+// a tenant named after its user.
+func tenantFrom(ev events.APIGatewayV2HTTPRequest, claim string) (string, error) {
 	var claims map[string]string
 	if a := ev.RequestContext.Authorizer; a != nil && a.JWT != nil {
 		claims = a.JWT.Claims
 	}
-	t := claims["tenant_id"]
+	t := claims[claim]
 	if t == "" {
-		t = claims["sub"]
-	}
-	if t == "" {
-		return "", merchantsync.Errorf(merchantsync.EUnauthorized, "The request carries no tenant: sign in again.")
+		return "", merchantsync.Errorf(merchantsync.EUnauthorized, "The token carries no %s claim: sign in again.", claim)
 	}
 	if !tenantPattern.MatchString(t) {
 		return "", merchantsync.Errorf(merchantsync.EUnauthorized, "The token's tenant id is not valid.")

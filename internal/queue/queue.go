@@ -62,6 +62,20 @@ func (q *Queue) Send(ctx context.Context, req merchantsync.SyncRequest) error {
 	return nil
 }
 
+// RetryAfter makes a received message visible again d from now (SQS
+// ChangeMessageVisibility, at most 12 hours): the sync worker gives a
+// message back sooner than the queue's visibility timeout.
+func (q *Queue) RetryAfter(ctx context.Context, receiptHandle string, d time.Duration) error {
+	secs := int32(min(d, 12*time.Hour) / time.Second)
+	_, err := q.client.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+		QueueUrl: aws.String(q.url), ReceiptHandle: aws.String(receiptHandle), VisibilityTimeout: secs,
+	})
+	if err != nil {
+		return fmt.Errorf("queue: change visibility: %w", err)
+	}
+	return nil
+}
+
 // SendStats counts what SendBatch did.
 type SendStats struct {
 	Sent    int // requests SQS accepted

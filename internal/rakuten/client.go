@@ -55,6 +55,10 @@ type Config struct {
 	// PullByStatus makes Partnerships pull each partner_status separately
 	// (RAKUTEN_PULL_BY_STATUS; see Partnerships).
 	PullByStatus bool
+	// PageSize is the limit asked for per partnerships page (default and
+	// most PageLimit). Smaller pages are for tests that need several pages
+	// of a few merchants.
+	PageSize int
 }
 
 // Client talks to Rakuten. It is safe for concurrent use; its rate limiters
@@ -71,6 +75,7 @@ type Client struct {
 	log        *slog.Logger
 	ua         string
 	byStatus   bool
+	pageSize   int
 
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter
@@ -89,6 +94,7 @@ func New(cfg Config) *Client {
 		log:        cfg.Logger,
 		ua:         cfg.UserAgent,
 		byStatus:   cfg.PullByStatus,
+		pageSize:   cfg.PageSize,
 		limiters:   make(map[string]*rate.Limiter),
 	}
 	raw := strings.TrimRight(cfg.BaseURL, "/")
@@ -107,6 +113,9 @@ func New(cfg Config) *Client {
 	c.hc = &hc
 	if c.rpm == 0 {
 		c.rpm = 100
+	}
+	if c.pageSize <= 0 || c.pageSize > PageLimit {
+		c.pageSize = PageLimit
 	}
 	if c.burst <= 0 {
 		c.burst = 5

@@ -75,7 +75,7 @@ func (c *Client) Partnerships(ctx context.Context, ts *TokenSource, fn func(page
 	before := ts.Refreshes()
 	defer func() { st.Refreshes = ts.Refreshes() - before }()
 
-	first := fmt.Sprintf("/v1/partnerships?page=1&limit=%d", PageLimit)
+	first := fmt.Sprintf("/v1/partnerships?page=1&limit=%d", c.pageSize)
 	if !c.byStatus {
 		return st, c.pull(ctx, ts, first, fn, &st)
 	}

@@ -71,6 +71,7 @@ type Store interface {
 	PutRun(ctx context.Context, run merchantsync.Run) error
 	AcquireLease(ctx context.Context, tenant, network, conn, holder string, now, until time.Time) (bool, error)
 	ReleaseLease(ctx context.Context, tenant, network, runID string) error
+	ClearActiveRun(ctx context.Context, tenant, network, runID string) error
 	FinishRun(ctx context.Context, run merchantsync.Run, upd dynamo.AccountUpdate) error
 	AllRelationships(ctx context.Context, tenant, network string) ([]merchantsync.Relationship, error)
 	WriteRelationships(ctx context.Context, f merchantsync.Fence, rels []merchantsync.Relationship, changes []merchantsync.Change) (dynamo.WriteStats, error)
@@ -404,6 +405,9 @@ func (s *syncRun) skip(ctx context.Context, run merchantsync.Run, recorded bool,
 	}
 	if err := s.e.Store.PutRun(ctx, run); err != nil {
 		return run, retry("put skipped run", err)
+	}
+	if err := s.e.Store.ClearActiveRun(ctx, run.TenantID, run.Network, run.RunID); err != nil {
+		return run, retry("clear active run", err)
 	}
 	return run, nil
 }

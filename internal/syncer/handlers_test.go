@@ -110,6 +110,82 @@ func TestWorkerOutcomes(t *testing.T) {
 	assertNoLeaks(t, e)
 }
 
+// retryRecorder records the waits the worker asks for (a stand-in for SQS
+// ChangeMessageVisibility, whose call queue.RetryAfter makes is tested on
+// the queue itself).
+type retryRecorder struct {
+	mu    sync.Mutex
+	waits map[string]time.Duration
+}
+
+func (r *retryRecorder) RetryAfter(_ context.Context, receipt string, d time.Duration) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.waits[receipt] = d
+	return nil
+}
+
+// TestWorkerRetriesSoonThenGivesUp: a message given back after an internal
+// fault comes back in RetryDelay (30 s, 1 min, …) rather than the queue's
+// 90-minute visibility timeout; on its last delivery the run is failed and
+// the message consumed, so no run stays running once its message is gone.
+// Before, the run stayed running and the message went to the DLQ.
+func TestWorkerRetriesSoonThenGivesUp(t *testing.T) {
+	e := newEnv(t)
+	e.connect("t1", 10)
+	rec := &retryRecorder{waits: map[string]time.Duration{}}
+	w := NewWorker(e.engine, e.logger)
+	w.Queue, w.MaxReceives = rec, 4
+	req := manual("t1", e.clock.Now())
+	deliver := func(n int) events.SQSEventResponse {
+		ev := sqsEvent(body(t, req))
+		ev.Records[0].ReceiptHandle = fmt.Sprintf("receipt-%d", n)
+		ev.Records[0].Attributes = map[string]string{"ApproximateReceiveCount": fmt.Sprint(n)}
+		e.smFake.InjectError("GetSecretValue", "InternalServiceError", 3) // the SDK's 3 attempts
+		resp, err := w.Handle(context.Background(), ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	for n := 1; n < 4; n++ {
+		if resp := deliver(n); len(resp.BatchItemFailures) != 1 {
+			t.Fatalf("delivery %d: %+v, want the message back", n, resp)
+		}
+		if got, want := rec.waits[fmt.Sprintf("receipt-%d", n)], RetryDelay(n); got != want || want > 2*time.Minute {
+			t.Fatalf("delivery %d: retry in %v, want %v", n, got, want)
+		}
+		if run, _ := e.store.GetRun(e.ctx, "t1", network, req.RunID); run == nil || run.State.Finished() {
+			t.Fatalf("delivery %d: run %+v, want it still to be resumed", n, run)
+		}
+	}
+	if resp := deliver(4); len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("last delivery: %+v, want it consumed", resp)
+	}
+	run, _ := e.store.GetRun(e.ctx, "t1", network, req.RunID)
+	if run == nil || run.State != merchantsync.RunFailed || run.Error == nil || run.Error.Code != merchantsync.EInternal {
+		t.Fatalf("run after the last delivery: %+v", run)
+	}
+	if a := e.account("t1"); a.LeaseRunID != "" || a.ActiveRunID != "" || a.State != merchantsync.StateError {
+		t.Fatalf("account after the last delivery: %+v", a)
+	}
+	if _, ok := rec.waits["receipt-4"]; ok {
+		t.Fatal("a consumed message was given back")
+	}
+	// The next sync runs normally.
+	if run := e.sync("t1"); run.State != merchantsync.RunSucceeded {
+		t.Fatalf("next sync: %+v", run)
+	}
+}
+
+func TestRetryDelay(t *testing.T) {
+	for n, want := range map[int]time.Duration{0: 30 * time.Second, 1: 30 * time.Second, 2: time.Minute, 3: 2 * time.Minute, 6: 15 * time.Minute, 100: 15 * time.Minute} {
+		if got := RetryDelay(n); got != want {
+			t.Errorf("RetryDelay(%d) = %v, want %v", n, got, want)
+		}
+	}
+}
+
 // TestSchedulerRetryAndWorker: two invocations with the same runId enqueue
 // everything twice, and the worker syncs each account once.
 func TestSchedulerRetryAndWorker(t *testing.T) {

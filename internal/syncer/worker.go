@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -15,6 +16,21 @@ import (
 // stops starting messages.
 const DefaultStopMargin = 10 * time.Second
 
+// Retry backoff of a message the worker gives back after an internal fault:
+// RetryBase after the first receive, doubling, at most RetryMax. Without
+// it the message would wait out the queue's whole visibility timeout (90
+// minutes, sized for the longest sync).
+const (
+	RetryBase = 30 * time.Second
+	RetryMax  = 15 * time.Minute
+)
+
+// Redeliverer makes a message the worker gives back visible again after a
+// delay (SQS ChangeMessageVisibility).
+type Redeliverer interface {
+	RetryAfter(ctx context.Context, receiptHandle string, d time.Duration) error
+}
+
 // Worker is the sync Lambda's SQS handler. The event source mapping must
 // enable ReportBatchItemFailures.
 type Worker struct {
@@ -25,6 +41,24 @@ type Worker struct {
 	StopMargin time.Duration
 	// Now is the clock compared with ctx's deadline (default time.Now).
 	Now func() time.Time
+	// Queue, when set, shortens the wait of a message given back after an
+	// internal fault (RetryDelay).
+	Queue Redeliverer
+	// MaxReceives is the queue's maxReceiveCount: the delivery with that
+	// receive count is the last (0: unknown, never treated as the last).
+	MaxReceives int
+}
+
+// RetryDelay is how long a message received n times waits before its next
+// delivery.
+func RetryDelay(n int) time.Duration {
+	if n < 1 {
+		n = 1
+	}
+	if n > 10 {
+		return RetryMax
+	}
+	return min(RetryBase<<(n-1), RetryMax)
 }
 
 // NewWorker returns a Worker running e.
@@ -72,8 +106,9 @@ func (w *Worker) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEven
 // handleOne reports whether msg must be redelivered.
 func (w *Worker) handleOne(ctx context.Context, msg events.SQSMessage) (redeliver bool) {
 	log := w.Logger.With(slog.String("message_id", msg.MessageId))
-	if n := msg.Attributes["ApproximateReceiveCount"]; n != "" && n != "1" {
-		log = log.With(slog.String("receive_count", n))
+	received, _ := strconv.Atoi(msg.Attributes["ApproximateReceiveCount"])
+	if received > 1 {
+		log = log.With(slog.Int("receive_count", received))
 	}
 	req, err := queue.DecodeSyncRequest(msg.Body)
 	if err != nil {
@@ -83,11 +118,15 @@ func (w *Worker) handleOne(ctx context.Context, msg events.SQSMessage) (redelive
 			slog.String("error", err.Error()), slog.Int("body_bytes", len(msg.Body)))
 		return false
 	}
+	req.LastAttempt = w.MaxReceives > 0 && received >= w.MaxReceives
 	defer func() {
 		if p := recover(); p != nil {
 			log.LogAttrs(ctx, slog.LevelError, "worker: sync panicked", slog.Any("panic", p),
 				slog.String("tenant_id", req.TenantID), slog.String("run_id", req.RunID))
 			redeliver = true // the DLQ takes it after a few receives
+		}
+		if redeliver {
+			w.retryLater(ctx, log, msg, received)
 		}
 	}()
 	run, err := w.Engine.Sync(ctx, req)
@@ -105,4 +144,19 @@ func (w *Worker) handleOne(ctx context.Context, msg events.SQSMessage) (redelive
 			slog.String("error", err.Error()))
 		return false
 	}
+}
+
+// retryLater makes a message given back visible again after RetryDelay
+// rather than the queue's visibility timeout. Failing that, it is only
+// logged: the message is still redelivered, later.
+func (w *Worker) retryLater(ctx context.Context, log *slog.Logger, msg events.SQSMessage, received int) {
+	if w.Queue == nil || msg.ReceiptHandle == "" {
+		return
+	}
+	d := RetryDelay(received)
+	if err := w.Queue.RetryAfter(context.WithoutCancel(ctx), msg.ReceiptHandle, d); err != nil {
+		log.LogAttrs(ctx, slog.LevelWarn, "worker: could not shorten the retry wait", slog.String("error", err.Error()))
+		return
+	}
+	log.LogAttrs(ctx, slog.LevelInfo, "worker: message given back", slog.Duration("retry_in", d))
 }

@@ -191,6 +191,13 @@ type options struct {
 	counter     *Counter
 	faults      *Faults
 	maxAttempts int
+	wrap        func(http.RoundTripper) http.RoundTripper
+}
+
+// WithTransport wraps the client's transport (outermost), to observe or
+// interleave its requests.
+func WithTransport(wrap func(http.RoundTripper) http.RoundTripper) Option {
+	return func(o *options) { o.wrap = wrap }
 }
 
 // WithCounter counts the client's requests on the wire (every attempt,
@@ -229,6 +236,9 @@ func Client(t testing.TB, opts ...Option) *dynamodb.Client {
 	}
 	if o.counter != nil {
 		rt = o.counter.wrap(rt)
+	}
+	if o.wrap != nil {
+		rt = o.wrap(rt)
 	}
 	return dynamodb.New(dynamodb.Options{
 		Region:       Region,
