@@ -1047,3 +1047,29 @@ func TestRedirectsAreNeverFollowed(t *testing.T) {
 		t.Fatalf("the host a redirect pointed at received %v", elsewhere)
 	}
 }
+
+// TestPageRowsAreBounded: a page is bounded in rows, not only in bytes. A
+// page of 1,001 tiny rows (well under the body limit) is refused rather
+// than handed over; before, only the body size bounded it.
+func TestPageRowsAreBounded(t *testing.T) {
+	e := newEnv(t)
+	tok := e.login(t)
+	var b strings.Builder
+	b.WriteString(`{"_metadata":{"page":1,"limit":200,"total":1001},"partnerships":[`)
+	for i := range 1001 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"advertiser":{"id":%d},"status":"active"}`, i+1)
+	}
+	b.WriteString(`]}`)
+	e.sb.Inject(sandbox.Fault{Endpoint: sandbox.EndpointPartnerships, Status: http.StatusOK, Body: b.String()})
+	ts, _ := e.source(t, tok)
+	_, err := e.c.Partnerships(context.Background(), ts, func(p []rakuten.Partnership) error {
+		t.Errorf("a page of %d rows was handed over", len(p))
+		return nil
+	})
+	if re := wantKind(t, err, rakuten.KindBadResponse); !strings.Contains(re.Message, "1001") {
+		t.Fatalf("message %q", re.Message)
+	}
+}
