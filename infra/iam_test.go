@@ -232,6 +232,9 @@ func (rc *recorder) permissions(service, op string, body []byte) ([]string, erro
 		return nil, fmt.Errorf("recorder: %s.%s body: %v", service, op, err)
 	}
 	action := service + ":" + op
+	if service == "dynamodb" && len(in.TransactItems) > 0 {
+		return rc.transactionPermissions(in.TransactItems)
+	}
 	var arns []string
 	switch service {
 	case "dynamodb":
@@ -241,11 +244,6 @@ func (rc *recorder) permissions(service, op string, body []byte) ([]string, erro
 		}
 		for t := range in.RequestItems {
 			tables[t] = true
-		}
-		for _, it := range in.TransactItems {
-			for _, x := range it {
-				tables[x.TableName] = true
-			}
 		}
 		for t := range tables {
 			arn := rc.res.tableARN(t)
@@ -271,6 +269,36 @@ func (rc *recorder) permissions(service, op string, body []byte) ([]string, erro
 		// Tags on CreateSecret are authorized as secretsmanager:TagResource.
 		if action == "secretsmanager:CreateSecret" && len(in.Tags) > 0 {
 			out = append(out, "secretsmanager:TagResource "+arn)
+		}
+	}
+	return out, nil
+}
+
+// transactItemAction is the IAM action of each kind of TransactItems entry:
+// IAM authorises a transaction item by item, as the single-item operation
+// it performs, and never as dynamodb:TransactWriteItems.
+var transactItemAction = map[string]string{
+	"Put":            "dynamodb:PutItem",
+	"Update":         "dynamodb:UpdateItem",
+	"Delete":         "dynamodb:DeleteItem",
+	"ConditionCheck": "dynamodb:ConditionCheckItem",
+	"Get":            "dynamodb:GetItem",
+}
+
+// transactionPermissions returns one permission per TransactItems entry,
+// by its kind, on its table.
+func (rc *recorder) transactionPermissions(items []map[string]struct{ TableName string }) ([]string, error) {
+	var out []string
+	for i, it := range items {
+		if len(it) != 1 {
+			return nil, fmt.Errorf("recorder: TransactItems[%d] has %d operations, want 1", i, len(it))
+		}
+		for kind, x := range it {
+			action, ok := transactItemAction[kind]
+			if !ok || x.TableName == "" {
+				return nil, fmt.Errorf("recorder: TransactItems[%d]: unknown %q or no table", i, kind)
+			}
+			out = append(out, action+" "+rc.res.tableARN(x.TableName))
 		}
 	}
 	return out, nil
@@ -487,9 +515,11 @@ func (e *iamEnv) drive() {
 		return string(b)
 	}
 
-	// api: reads of an empty tenant, IDs (and a refused one), settings.
+	// api: reads of an empty tenant, settings before any IDs exist (the
+	// transaction condition-checks the absent account), IDs (and a refused one).
 	e.call(e.api, "t1", "GET /v1/networks", nil, nil, "", 200)
 	e.call(e.api, "t1", "GET /v1/networks/{network}", nil, nil, "", 200)
+	e.call(e.api, "t1", "PUT /v1/merchantsync/settings", nil, nil, `{"enabled":true}`, 200)
 	e.call(e.api, "t1", putIDs, nil, nil, `{"affiliateId":"4022211"}`, 400)
 	// credentials: connecting before the IDs are saved is refused.
 	e.call(e.creds, "t1", putCreds, nil, nil, credBody("t1", "pw-t1"), 409)
@@ -779,7 +809,13 @@ func TestIAMMatchesCode(t *testing.T) {
 		{"sync without PutSecretValue", remove("SyncFunction", "secretsmanager:PutSecretValue"), "SyncFunction: code uses secretsmanager:PutSecretValue"},
 		{"sync without ReceiveMessage", remove("SyncFunction", "sqs:ReceiveMessage"), "needed by the SQS event source mapping"},
 		{"api with Scan", add("ApiFunction", "dynamodb:GetItem", "dynamodb:Scan"), "ApiFunction: template grants dynamodb:Scan"},
-		{"api with PutItem", add("ApiFunction", "dynamodb:GetItem", "dynamodb:PutItem"), "ApiFunction: template grants dynamodb:PutItem"},
+		{"api with DeleteItem", add("ApiFunction", "dynamodb:GetItem", "dynamodb:DeleteItem"), "ApiFunction: template grants dynamodb:DeleteItem"},
+		{"syncnow's transaction granted as TransactWriteItems only", func(tpl map[string]any) {
+			for _, a := range []string{"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"} {
+				remove("SyncNowFunction", a)(tpl)
+			}
+			add("SyncNowFunction", "dynamodb:GetItem", "dynamodb:TransactWriteItems")(tpl)
+		}, "SyncNowFunction: code uses dynamodb:ConditionCheckItem"},
 		{"credentials with GetSecretValue", add("CredentialsFunction", "secretsmanager:CreateSecret", "secretsmanager:GetSecretValue"), "CredentialsFunction: template grants secretsmanager:GetSecretValue"},
 		{"syncnow with SendMessageBatch's own name", add("SyncNowFunction", "sqs:SendMessage", "sqs:SendMessageBatch"), "SyncNowFunction: template grants sqs:SendMessageBatch"},
 		{"scheduler queries the table", func(tpl map[string]any) {
