@@ -128,13 +128,7 @@ func TestIAMMatchesCode(t *testing.T) {
 	cfns, _ := samTranslate(t, nil, broken...)
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := compareIAM(cfns[i], e.stack, used, iamActions)
-			switch {
-			case tt.want == "" && len(got) > 0:
-				t.Errorf("the unbroken copy, translated from JSON, has problems: %q", got)
-			case tt.want != "" && !slices.ContainsFunc(got, func(p string) bool { return strings.Contains(p, tt.want) }):
-				t.Errorf("breaking %q: want a problem containing %q, got %q", tt.name, tt.want, got)
-			}
+			wantProblem(t, tt.name, tt.want, compareIAM(cfns[i], e.stack, used, iamActions))
 		})
 	}
 }

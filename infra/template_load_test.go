@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -180,4 +181,18 @@ func dimension(metric map[string]any, name string) any {
 		}
 	}
 	return nil
+}
+
+// wantProblem checks what a check reported for a break case: nothing when
+// want is "" (the unbroken template), else a problem containing want.
+func wantProblem(t *testing.T, name, want string, got []string) {
+	t.Helper()
+	switch {
+	case want == "":
+		for _, p := range got {
+			t.Error(p)
+		}
+	case !slices.ContainsFunc(got, func(p string) bool { return strings.Contains(p, want) }):
+		t.Errorf("breaking %q: want a problem containing %q, got %q", name, want, got)
+	}
 }
