@@ -276,7 +276,7 @@ func (e *iamEnv) drive() {
 	e.deliver(1)
 
 	// The daily schedule: both accounts are due.
-	ev, _ := json.Marshal(syncer.ScheduleEvent{RunID: "schedule-1", ScheduledTime: time.Now().UTC().Format(time.RFC3339)})
+	ev := renderScheduleInput(t, scheduleInput(t, e.cfn), time.Now(), "d32c5kddcf5bb8c3", 1)
 	out, err := lambda.NewHandler(e.scheduler.Handle).Invoke(e.ctx, ev)
 	if err != nil {
 		t.Fatalf("scheduler: %v", err)
