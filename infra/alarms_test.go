@@ -2,15 +2,16 @@ package infra
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/merchantsync/merchantsync/internal/merchantsync"
 	"github.com/merchantsync/merchantsync/internal/syncer"
 )
 
-// checkAlarms: the sync DLQ, the sync failure rate (on the EMF metrics the
-// syncer emits) and the scheduler's and sync function's errors raise
-// alarms, and every alarm notifies an SNS topic of the template whose
+// checkAlarms: every dead-letter queue, the sync failure rate (on the EMF
+// metrics the syncer emits) and the scheduler's and sync function's errors
+// raise alarms, and every alarm notifies an SNS topic of the template whose
 // email subscription exists only when AlarmEmail is set.
 func checkAlarms(tpl map[string]any) []string {
 	var problems []string
@@ -40,12 +41,14 @@ func checkAlarms(tpl map[string]any) []string {
 			bad("%s: AlarmActions must notify an SNS topic of this template", id)
 		}
 	}
-	if !found(func(p map[string]any) bool {
-		return p["Namespace"] == "AWS/SQS" && p["MetricName"] == "ApproximateNumberOfMessagesVisible" &&
-			refersTo(dimension(p, "QueueName"), "SyncDeadLetterQueue") && above(p, "0") &&
-			num(p["Period"])*num(p["EvaluationPeriods"]) == 300
-	}) {
-		bad("alarms: no alarm on SyncDeadLetterQueue ApproximateNumberOfMessagesVisible > 0 for 5 minutes")
+	for _, dlq := range deadLetterQueues(tpl) {
+		if !found(func(p map[string]any) bool {
+			return p["Namespace"] == "AWS/SQS" && p["MetricName"] == "ApproximateNumberOfMessagesVisible" &&
+				refersTo(dimension(p, "QueueName"), dlq) && above(p, "0") &&
+				num(p["Period"])*num(p["EvaluationPeriods"]) == 300
+		}) {
+			bad("alarms: no alarm on %s ApproximateNumberOfMessagesVisible > 0 for 5 minutes", dlq)
+		}
 	}
 	if !found(func(p map[string]any) bool {
 		stats := map[string]string{} // metric name → query id
@@ -91,6 +94,57 @@ func checkAlarms(tpl map[string]any) []string {
 	}
 	if !subscribed || m(m(tpl["Parameters"])["AlarmEmail"])["Default"] != "" {
 		bad("alarms: want an AlarmEmail parameter (default empty) subscribed to the alarm topic")
+	}
+	return problems
+}
+
+// deadLetterQueues are the template's queues that keep what failed: a
+// queue's redrive target, a schedule's DeadLetterConfig and a function's
+// OnFailure destination.
+func deadLetterQueues(tpl map[string]any) []string {
+	var refs []any
+	for _, q := range resourcesOfType(tpl, "AWS::SQS::Queue") {
+		refs = append(refs, m(m(q["Properties"])["RedrivePolicy"])["deadLetterTargetArn"])
+	}
+	for _, fn := range resourcesOfType(tpl, "AWS::Serverless::Function") {
+		p := m(fn["Properties"])
+		refs = append(refs, m(m(m(p["EventInvokeConfig"])["DestinationConfig"])["OnFailure"])["Destination"])
+		for _, ev := range m(p["Events"]) {
+			refs = append(refs, m(m(m(ev)["Properties"])["DeadLetterConfig"])["Arn"])
+		}
+	}
+	var out []string
+	for id := range resourcesOfType(tpl, "AWS::SQS::Queue") {
+		if slices.ContainsFunc(refs, func(r any) bool { return refersTo(r, id) }) {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// checkSchedules: a scheduled function's failures are kept. The schedule
+// has a dead-letter queue for events it could not deliver, and the
+// function an OnFailure destination for invocations that failed after
+// Lambda's asynchronous retries.
+func checkSchedules(tpl map[string]any) []string {
+	var problems []string
+	for id, fn := range resourcesOfType(tpl, "AWS::Serverless::Function") {
+		p := m(fn["Properties"])
+		scheduled := false
+		for name, ev := range m(p["Events"]) {
+			if m(ev)["Type"] != "ScheduleV2" {
+				continue
+			}
+			scheduled = true
+			if m(m(m(ev)["Properties"])["DeadLetterConfig"])["Arn"] == nil {
+				problems = append(problems, fmt.Sprintf("%s: schedule %s has no DeadLetterConfig for events it cannot deliver", id, name))
+			}
+		}
+		onFailure := m(m(m(p["EventInvokeConfig"])["DestinationConfig"])["OnFailure"])
+		if scheduled && (onFailure["Type"] != "SQS" || onFailure["Destination"] == nil) {
+			problems = append(problems, fmt.Sprintf("%s: invoked asynchronously by a schedule but has no OnFailure destination", id))
+		}
 	}
 	return problems
 }

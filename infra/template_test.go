@@ -83,6 +83,7 @@ func checkTemplate(tpl map[string]any, root string) []string {
 	problems = append(problems, checkTable(tpl)...)
 	problems = append(problems, checkAPI(tpl)...)
 	problems = append(problems, checkAlarms(tpl)...)
+	problems = append(problems, checkSchedules(tpl)...)
 	sort.Strings(problems)
 	return problems
 }
@@ -335,6 +336,15 @@ func TestTemplateCheckCatchesBreakage(t *testing.T) {
 		{"memory limit above MemorySize", func(tpl map[string]any) {
 			m(m(res(tpl, "SyncFunction")["Environment"])["Variables"])["GOMEMLIMIT"] = "600MiB"
 		}, "must stay below 90% of MemorySize"},
+		{"schedule without a dead-letter queue", func(tpl map[string]any) {
+			delete(m(m(m(res(tpl, "SchedulerFunction")["Events"])["Daily"])["Properties"]), "DeadLetterConfig")
+		}, "SchedulerFunction: schedule Daily has no DeadLetterConfig"},
+		{"scheduler without an OnFailure destination", func(tpl map[string]any) {
+			delete(res(tpl, "SchedulerFunction"), "EventInvokeConfig")
+		}, "SchedulerFunction: invoked asynchronously by a schedule but has no OnFailure destination"},
+		{"no alarm on the scheduler's dead-letter queue", func(tpl map[string]any) {
+			delete(m(tpl["Resources"]), "SchedulerDlqDepthAlarm")
+		}, "no alarm on SchedulerDeadLetterQueue"},
 		{"unconditional email subscription", func(tpl map[string]any) {
 			delete(m(m(tpl["Resources"])["AlarmEmailSubscription"]), "Condition")
 		}, "needs a Condition on a non-empty AlarmEmail"},
