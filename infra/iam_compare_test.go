@@ -221,9 +221,10 @@ func compareIAM(cfn map[string]any, s stack, used map[string]map[string]bool, ia
 					bad("%s: %s has a kms:ViaService condition", id, g)
 				}
 			case svc == "kms":
-				// Secrets Manager calls KMS for the function; only the scope is checked.
-				if g.resource != keyARN() {
-					bad("%s: %s is not scoped to the secrets key (SecretsKey.Arn)", id, g)
+				// Secrets Manager calls KMS for the function: the grant must
+				// name the secrets key and hold only through Secrets Manager.
+				if want := "secretsmanager." + iamRegion + ".amazonaws.com"; g.resource != keyARN() || g.viaService != want {
+					bad("%s: %s is not scoped to the secrets key through Secrets Manager (kms:ViaService %s)", id, g, want)
 				}
 			default:
 				bad("%s: template grants %s, which no function needs", id, g)

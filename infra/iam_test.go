@@ -107,7 +107,13 @@ func TestIAMMatchesCode(t *testing.T) {
 		}, "SchedulerFunction: dynamodb:Query must be granted on the due index only"},
 		{"kms on every key", func(tpl map[string]any) {
 			withAction(tpl, "SyncFunction", "kms:Decrypt")["Resource"] = map[string]any{"Fn::Sub": "arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*"}
-		}, "SyncFunction: kms:Decrypt on arn:aws:kms:us-east-1:123456789012:key/* is not scoped"},
+		}, "SyncFunction: kms:Decrypt on arn:aws:kms:us-east-1:123456789012:key/* via secretsmanager.us-east-1.amazonaws.com is not scoped"},
+		{"kms without kms:ViaService", func(tpl map[string]any) {
+			delete(withAction(tpl, "CredentialsFunction", "kms:GenerateDataKey"), "Condition")
+		}, "CredentialsFunction: kms:GenerateDataKey on arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab is not scoped to the secrets key through Secrets Manager"},
+		{"kms through another service", func(tpl map[string]any) {
+			m(m(withAction(tpl, "SyncFunction", "kms:Decrypt")["Condition"])["StringEquals"])["kms:ViaService"] = "s3.us-east-1.amazonaws.com"
+		}, "SyncFunction: kms:Decrypt on arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab via s3.us-east-1.amazonaws.com is not scoped"},
 		{"a managed policy SAM attaches as asked", func(tpl map[string]any) {
 			p := props(tpl, "ApiFunction")
 			p["Policies"] = append(list(p["Policies"]), "arn:aws:iam::aws:policy/AmazonDynamoDBFullAccess")

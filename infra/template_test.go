@@ -84,6 +84,7 @@ func checkTemplate(tpl map[string]any, root string) []string {
 	problems = append(problems, checkAPI(tpl)...)
 	problems = append(problems, checkAlarms(tpl)...)
 	problems = append(problems, checkSchedules(tpl)...)
+	problems = append(problems, checkKeyPolicy(tpl)...)
 	sort.Strings(problems)
 	return problems
 }
@@ -131,6 +132,32 @@ func checkSecretsAccess(fns map[string]map[string]any) []string {
 						problems = append(problems, fmt.Sprintf("%s: secrets access not scoped to the merchantsync/${Stage}/ prefix: %v", id, r))
 					}
 				}
+			}
+		}
+	}
+	return problems
+}
+
+// checkKeyPolicy: every key policy statement adds something. Once the
+// account root has kms:* on the key (which lets IAM policies grant its
+// use), another Allow for the root, conditions or not, grants nothing new:
+// restricting how the key is used belongs in the IAM grants.
+func checkKeyPolicy(tpl map[string]any) []string {
+	var problems []string
+	for id, key := range resourcesOfType(tpl, "AWS::KMS::Key") {
+		stmts := list(m(m(key["Properties"])["KeyPolicy"])["Statement"])
+		var root any // the principal that has kms:* on the key
+		for _, st := range stmts {
+			st := m(st)
+			if st["Effect"] == "Allow" && slices.Contains(actions(st), "kms:*") && st["Resource"] == "*" && st["Condition"] == nil {
+				root = m(st["Principal"])["AWS"]
+			}
+		}
+		for _, st := range stmts {
+			st := m(st)
+			if root != nil && st["Effect"] == "Allow" && !slices.Contains(actions(st), "kms:*") &&
+				fmt.Sprint(m(st["Principal"])["AWS"]) == fmt.Sprint(root) {
+				problems = append(problems, fmt.Sprintf("%s: key policy statement %v adds nothing to the account's kms:*", id, st["Sid"]))
 			}
 		}
 	}
@@ -345,6 +372,15 @@ func TestTemplateCheckCatchesBreakage(t *testing.T) {
 		{"no alarm on the scheduler's dead-letter queue", func(tpl map[string]any) {
 			delete(m(tpl["Resources"]), "SchedulerDlqDepthAlarm")
 		}, "no alarm on SchedulerDeadLetterQueue"},
+		{"a key policy statement that adds nothing", func(tpl map[string]any) {
+			kp := m(res(tpl, "SecretsKey")["KeyPolicy"])
+			root := m(list(kp["Statement"])[0])["Principal"]
+			kp["Statement"] = append(list(kp["Statement"]), map[string]any{
+				"Sid": "SecretsManagerUsesKey", "Effect": "Allow", "Principal": root, "Resource": "*",
+				"Action":    []any{"kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey*", "kms:DescribeKey"},
+				"Condition": map[string]any{"StringEquals": map[string]any{"kms:ViaService": map[string]any{"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}}},
+			})
+		}, "SecretsKey: key policy statement SecretsManagerUsesKey adds nothing"},
 		{"unconditional email subscription", func(tpl map[string]any) {
 			delete(m(m(tpl["Resources"])["AlarmEmailSubscription"]), "Condition")
 		}, "needs a Condition on a non-empty AlarmEmail"},
