@@ -57,7 +57,7 @@ func checkAlarms(tpl map[string]any) []string {
 			ms := m(m(q)["MetricStat"])
 			mt := m(ms["Metric"])
 			if mt["Namespace"] == syncer.MetricsNamespace && dimension(mt, "Network") == merchantsync.NetworkRakuten &&
-				num(ms["Period"]) == 3600 && ms["Stat"] == "Sum" {
+				refersTo(dimension(mt, syncer.DimensionStage), "Stage") && num(ms["Period"]) == 3600 && ms["Stat"] == "Sum" {
 				stats[fmt.Sprint(mt["MetricName"])] = fmt.Sprint(m(q)["Id"])
 			}
 			if e, ok := m(q)["Expression"].(string); ok && m(q)["ReturnData"] == true {
@@ -68,7 +68,7 @@ func checkAlarms(tpl map[string]any) []string {
 		return f != "" && s != "" && strings.Contains(expr, f) && strings.Contains(expr, s) &&
 			strings.Contains(expr, ">=") && above(p, "20")
 	}) {
-		bad("alarms: no sync failure-rate alarm (%s %s / (%s + %s), Network=%s, 1 h, minimum count, > 20%%)",
+		bad("alarms: no sync failure-rate alarm (%s %s / (%s + %s), Network=%s, Stage=the stack's, 1 h, minimum count, > 20%%)",
 			syncer.MetricsNamespace, syncer.MetricSyncsFailed, syncer.MetricSyncsFailed, syncer.MetricSyncsSucceeded, merchantsync.NetworkRakuten)
 	}
 	for _, want := range []struct{ fn, metric string }{

@@ -340,3 +340,13 @@ func (e *iamEnv) codePermissions() map[string]map[string]bool {
 	}
 	return out
 }
+
+// stdout is what a function wrote to its stdout: log and EMF lines.
+func (e *iamEnv) stdout(id string) string {
+	e.t.Helper()
+	b, err := os.ReadFile(e.out[id].Name())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return string(b)
+}

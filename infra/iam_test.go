@@ -8,6 +8,7 @@ package infra
 // then compared, both ways, with the roles SAM generates from template.yaml.
 
 import (
+	"maps"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -47,6 +48,21 @@ func TestIAMMatchesCode(t *testing.T) {
 		t.Logf("%s uses %d actions (%d action-resource pairs):\n  %s", id, len(acts), len(list), strings.Join(list, "\n  "))
 	}
 	t.Logf("compared %d actions (%d action-resource pairs) of %d functions with their roles", nActions, nPerms, len(used))
+
+	// The drive made the sync function emit SyncsSucceeded and SyncsFailed:
+	// the alarms must watch those metrics, with the same dimensions, or
+	// they never fire. Resolved for another stage they must not match.
+	t.Run("alarms watch the metrics the sync function emitted", func(t *testing.T) {
+		out := e.stdout("SyncFunction")
+		for _, p := range checkAlarmsOnEmittedMetrics(e.cfn, e.stack, out) {
+			t.Error(p)
+		}
+		prod := maps.Clone(e.stack)
+		prod["Stage"] = "prod"
+		if got := checkAlarmsOnEmittedMetrics(e.cfn, prod, out); len(got) == 0 {
+			t.Error("prod's alarms watch the metrics a dev stack emitted")
+		}
+	})
 
 	root := repoRoot(t)
 	stmts := func(tpl map[string]any, id string) []any {

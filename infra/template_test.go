@@ -354,6 +354,14 @@ func TestTemplateCheckCatchesBreakage(t *testing.T) {
 			q := m(list(res(tpl, "SyncFailureRateAlarm")["Metrics"])[0])
 			m(m(q["MetricStat"])["Metric"])["MetricName"] = "SyncFailures"
 		}, "no sync failure-rate alarm"},
+		{"failure rate of every stage", func(tpl map[string]any) {
+			for _, q := range list(res(tpl, "SyncFailureRateAlarm")["Metrics"]) {
+				mt := m(m(m(q)["MetricStat"])["Metric"])
+				if mt != nil {
+					mt["Dimensions"] = list(mt["Dimensions"])[:1]
+				}
+			}
+		}, "no sync failure-rate alarm"},
 		{"scheduler alarm on another function", func(tpl map[string]any) {
 			m(list(res(tpl, "SchedulerErrorsAlarm")["Dimensions"])[0])["Value"] = map[string]any{"Ref": "ApiFunction"}
 		}, "no AWS/Lambda Errors > 0 alarm on SchedulerFunction"},

@@ -37,6 +37,7 @@ type Config struct {
 	RakutenPerMinute float64    // RAKUTEN_REQUESTS_PER_MINUTE
 	RakutenByStatus  bool       // RAKUTEN_PULL_BY_STATUS: one partnerships pull per partner_status
 	SyncHourUTC      int        // SYNC_HOUR_UTC: the daily schedule's hour, for nextSyncAt
+	Stage            string     // STAGE: the metrics' Stage dimension ("local" when unset)
 	LogLevel         slog.Level // LOG_LEVEL
 	AWS              aws.Config
 	Logger           *slog.Logger
@@ -62,6 +63,10 @@ func Load(ctx context.Context, getenv func(string) string, logOut io.Writer) (Co
 		SecretKMSKeyID: getenv("SECRET_KMS_KEY_ID"),
 		RakutenBaseURL: getenv("RAKUTEN_BASE_URL"),
 		SyncHourUTC:    3,
+		Stage:          getenv("STAGE"),
+	}
+	if c.Stage == "" {
+		c.Stage = "local"
 	}
 	if levelErr != nil {
 		return c, levelErr
@@ -190,7 +195,7 @@ func (c Config) SyncNowHandler() *httpapi.Router {
 
 // SyncWorker is the sync function: one SQS message = one tenant × network.
 func (c Config) SyncWorker() *syncer.Worker {
-	metrics := syncer.NewMetrics(c.Out)
+	metrics := syncer.NewMetrics(c.Out, c.Stage)
 	e := &syncer.Engine{
 		Store: c.Store(), Secrets: c.Secrets(), Rakuten: c.Rakuten(),
 		Now: time.Now, Logger: c.Logger, Metrics: metrics,
@@ -200,5 +205,5 @@ func (c Config) SyncWorker() *syncer.Worker {
 
 // Scheduler is the scheduler function: the daily fan-out.
 func (c Config) Scheduler() *syncer.Scheduler {
-	return &syncer.Scheduler{Store: c.Store(), Queue: c.Queue(), Now: time.Now, Logger: c.Logger, Metrics: syncer.NewMetrics(c.Out)}
+	return &syncer.Scheduler{Store: c.Store(), Queue: c.Queue(), Now: time.Now, Logger: c.Logger, Metrics: syncer.NewMetrics(c.Out, c.Stage)}
 }
