@@ -33,7 +33,7 @@ lambda-into:
 deps:
 	$(GO) mod download
 	infra/scripts/install-dynamodb-local.sh
-	infra/scripts/install-cfn-lint.sh
+	infra/scripts/install-cfn-lint.sh >/dev/null
 
 ## test: every test, on DynamoDB Local, goaws, the Secrets Manager fake and the Rakuten sandbox
 test: deps

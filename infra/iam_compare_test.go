@@ -261,15 +261,6 @@ func compareIAM(cfn map[string]any, s stack, used map[string]map[string]bool, ia
 	return problems
 }
 
-// resolveOrNone resolves v, or returns a placeholder that matches no grant.
-func (s stack) resolveOrNone(v any) string {
-	r, err := s.resolve(v)
-	if err != nil {
-		return fmt.Sprintf("<unresolved %v>", v)
-	}
-	return r
-}
-
 // checkDueIndexOnly: the scheduler queries the due index, never the table.
 func checkDueIndexOnly(id string, grants []grant, perms []string, s stack) []string {
 	var problems []string

@@ -14,7 +14,6 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"testing"
 )
 
@@ -210,6 +209,15 @@ func (s stack) resolve(v any) (string, error) {
 	return "", fmt.Errorf("cannot resolve %v", v)
 }
 
+// resolveOrNone resolves v, or returns a placeholder that matches nothing.
+func (s stack) resolveOrNone(v any) string {
+	r, err := s.resolve(v)
+	if err != nil {
+		return fmt.Sprintf("<unresolved %v>", v)
+	}
+	return r
+}
+
 // mustResolve is resolve for values the test cannot go on without.
 func (s stack) mustResolve(t testing.TB, what string, v any) string {
 	t.Helper()
@@ -233,13 +241,4 @@ func functionEnvironment(t testing.TB, cfn map[string]any, s stack, id string) m
 		vars[k] = s.mustResolve(t, id+" env "+k, v)
 	}
 	return vars
-}
-
-// lowerAll returns ss in lower case, for IAM's case-insensitive actions.
-func lowerAll(ss []string) []string {
-	out := make([]string, len(ss))
-	for i, s := range ss {
-		out[i] = strings.ToLower(s)
-	}
-	return out
 }
