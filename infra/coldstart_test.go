@@ -71,7 +71,7 @@ func BenchmarkColdStart(b *testing.B) {
 				"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=x",
 				"TABLE_NAME=merchantsync-bench", "SYNC_QUEUE_URL=http://127.0.0.1:1/q", "SECRET_PREFIX=merchantsync/bench",
 				"AWS_LAMBDA_FUNCTION_NAME="+fn, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256", "AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
-				"AWS_LAMBDA_LOG_LEVEL=ERROR")
+				"LOG_LEVEL=ERROR")
 			for b.Loop() {
 				cmd := exec.Command(bin)
 				cmd.Env = env

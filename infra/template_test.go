@@ -11,155 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/merchantsync/merchantsync/internal/dynamo"
-	"github.com/merchantsync/merchantsync/internal/merchantsync"
-	"github.com/merchantsync/merchantsync/internal/syncer"
 )
-
-// loadTemplate parses a CloudFormation YAML template into plain Go values,
-// turning short-form intrinsics (!Ref X) into their long form ({"Ref": X}).
-func loadTemplate(t testing.TB, path string) map[string]any {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(b, &doc); err != nil {
-		t.Fatalf("parse %s: %v", path, err)
-	}
-	v, err := nodeValue(doc.Content[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v.(map[string]any)
-}
-
-func nodeValue(n *yaml.Node) (any, error) {
-	var v any
-	switch n.Kind {
-	case yaml.MappingNode:
-		m := map[string]any{}
-		for i := 0; i < len(n.Content); i += 2 {
-			val, err := nodeValue(n.Content[i+1])
-			if err != nil {
-				return nil, err
-			}
-			m[n.Content[i].Value] = val
-		}
-		v = m
-	case yaml.SequenceNode:
-		s := []any{}
-		for _, c := range n.Content {
-			val, err := nodeValue(c)
-			if err != nil {
-				return nil, err
-			}
-			s = append(s, val)
-		}
-		v = s
-	case yaml.ScalarNode:
-		if err := n.Decode(&v); err != nil {
-			// Custom tags (!Ref) decode as plain strings.
-			v = n.Value
-		}
-		if isIntrinsic(n.Tag) {
-			v = n.Value
-		}
-	case yaml.AliasNode:
-		return nodeValue(n.Alias)
-	}
-	if isIntrinsic(n.Tag) {
-		name := strings.TrimPrefix(n.Tag, "!")
-		if name != "Ref" && name != "Condition" {
-			name = "Fn::" + name
-		}
-		if name == "Fn::GetAtt" {
-			if s, ok := v.(string); ok {
-				v = strings.SplitN(s, ".", 2)
-			}
-		}
-		v = map[string]any{name: v}
-	}
-	return v, nil
-}
-
-// isIntrinsic reports a CloudFormation short-form tag (!Ref), not a YAML core tag (!!str).
-func isIntrinsic(tag string) bool {
-	return strings.HasPrefix(tag, "!") && !strings.HasPrefix(tag, "!!")
-}
-
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found")
-		}
-		dir = parent
-	}
-}
-
-func m(v any) map[string]any { r, _ := v.(map[string]any); return r }
-
-func list(v any) []any {
-	switch x := v.(type) {
-	case []any:
-		return x
-	case nil:
-		return nil
-	default:
-		return []any{x}
-	}
-}
-
-// functionDir maps a function's logical id to its package: ApiFunction → functions/api.
-func functionDir(logicalID string) string {
-	return "functions/" + strings.ToLower(strings.TrimSuffix(logicalID, "Function"))
-}
-
-func resourcesOfType(tpl map[string]any, typ string) map[string]map[string]any {
-	out := map[string]map[string]any{}
-	for id, r := range m(tpl["Resources"]) {
-		if m(r)["Type"] == typ {
-			out[id] = m(r)
-		}
-	}
-	return out
-}
-
-// functionProp reads a function property, falling back to Globals.
-func functionProp(tpl map[string]any, fn map[string]any, name string) any {
-	if v, ok := m(fn["Properties"])[name]; ok {
-		return v
-	}
-	return m(m(tpl["Globals"])["Function"])[name]
-}
-
-// policyStatements returns every inline IAM statement of a function.
-func policyStatements(fn map[string]any) []map[string]any {
-	var out []map[string]any
-	for _, p := range list(m(fn["Properties"])["Policies"]) {
-		for _, s := range list(m(p)["Statement"]) {
-			out = append(out, m(s))
-		}
-	}
-	return out
-}
-
-func actions(s map[string]any) []string {
-	var out []string
-	for _, a := range list(s["Action"]) {
-		out = append(out, fmt.Sprint(a))
-	}
-	return out
-}
 
 // checkTemplate returns every broken invariant of the template.
 func checkTemplate(tpl map[string]any, root string) []string {
@@ -219,7 +72,6 @@ func checkTemplate(tpl map[string]any, root string) []string {
 			}
 		}
 		problems = append(problems, checkGCTuning(tpl, id, fn)...)
-		problems = append(problems, checkGCTuning(tpl, id, fn)...)
 		for _, ev := range m(m(fn["Properties"])["Events"]) {
 			if t := m(ev)["Type"]; t == "SQS" {
 				bad("%s: SQS event: SAM adds a managed policy with Resource \"*\"; use an EventSourceMapping", id)
@@ -231,6 +83,8 @@ func checkTemplate(tpl map[string]any, root string) []string {
 	problems = append(problems, checkTable(tpl)...)
 	problems = append(problems, checkAPI(tpl)...)
 	problems = append(problems, checkAlarms(tpl)...)
+	problems = append(problems, checkSchedules(tpl)...)
+	problems = append(problems, checkKeyPolicy(tpl)...)
 	sort.Strings(problems)
 	return problems
 }
@@ -253,35 +107,6 @@ func checkGCTuning(tpl map[string]any, id string, fn map[string]any) []string {
 		return []string{fmt.Sprintf("%s: GOMEMLIMIT %s must stay below 90%% of MemorySize %d", id, limit, mem)}
 	}
 	return nil
-}
-
-// checkSecretsAccess: only the credentials function creates or deletes
-// secrets; only the sync function reads them; all scoped to the prefix.
-func checkSecretsAccess(fns map[string]map[string]any) []string {
-	var problems []string
-	allowed := map[string][]string{
-		"CredentialsFunction": {"secretsmanager:CreateSecret", "secretsmanager:PutSecretValue", "secretsmanager:DeleteSecret", "secretsmanager:TagResource"},
-		// PutSecretValue: the refresh token Rakuten rotates on every refresh must be saved.
-		"SyncFunction": {"secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"},
-	}
-	for id, fn := range fns {
-		for _, s := range policyStatements(fn) {
-			for _, a := range actions(s) {
-				if !strings.HasPrefix(a, "secretsmanager:") {
-					continue
-				}
-				if !slices.Contains(allowed[id], a) {
-					problems = append(problems, fmt.Sprintf("%s: may not use %s", id, a))
-				}
-				for _, r := range list(s["Resource"]) {
-					if !strings.Contains(fmt.Sprint(r), ":secret:merchantsync/${Stage}/*") {
-						problems = append(problems, fmt.Sprintf("%s: secrets access not scoped to the merchantsync/${Stage}/ prefix: %v", id, r))
-					}
-				}
-			}
-		}
-	}
-	return problems
 }
 
 func checkQueue(tpl map[string]any, fns map[string]map[string]any) []string {
@@ -411,119 +236,6 @@ func checkAPI(tpl map[string]any) []string {
 	return problems
 }
 
-// refersTo reports whether v is a Ref, GetAtt or Sub of the resource id.
-func refersTo(v any, id string) bool {
-	x := m(v)
-	if x["Ref"] == id {
-		return true
-	}
-	switch ga := x["Fn::GetAtt"].(type) {
-	case []string:
-		return len(ga) > 0 && ga[0] == id
-	case []any:
-		return len(ga) > 0 && ga[0] == id
-	}
-	sub, _ := x["Fn::Sub"].(string)
-	return strings.Contains(sub, "${"+id+".") || strings.Contains(sub, "${"+id+"}")
-}
-
-// dimension returns the value of the named dimension of a metric.
-func dimension(metric map[string]any, name string) any {
-	for _, d := range list(metric["Dimensions"]) {
-		if m(d)["Name"] == name {
-			return m(d)["Value"]
-		}
-	}
-	return nil
-}
-
-// checkAlarms: the sync DLQ, the sync failure rate (on the EMF metrics the
-// syncer emits) and the scheduler's and sync function's errors raise
-// alarms, and every alarm notifies an SNS topic of the template whose
-// email subscription exists only when AlarmEmail is set.
-func checkAlarms(tpl map[string]any) []string {
-	var problems []string
-	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
-	alarms := resourcesOfType(tpl, "AWS::CloudWatch::Alarm")
-	topics := resourcesOfType(tpl, "AWS::SNS::Topic")
-	above := func(p map[string]any, threshold string) bool {
-		return fmt.Sprint(p["Threshold"]) == threshold && p["ComparisonOperator"] == "GreaterThanThreshold"
-	}
-	num := func(v any) int { n, _ := v.(int); return n }
-	found := func(match func(p map[string]any) bool) bool {
-		for _, a := range alarms {
-			if match(m(a["Properties"])) {
-				return true
-			}
-		}
-		return false
-	}
-	for id, a := range alarms {
-		notifies := false
-		for _, act := range list(m(a["Properties"])["AlarmActions"]) {
-			for topic := range topics {
-				notifies = notifies || refersTo(act, topic)
-			}
-		}
-		if !notifies {
-			bad("%s: AlarmActions must notify an SNS topic of this template", id)
-		}
-	}
-	if !found(func(p map[string]any) bool {
-		return p["Namespace"] == "AWS/SQS" && p["MetricName"] == "ApproximateNumberOfMessagesVisible" &&
-			refersTo(dimension(p, "QueueName"), "SyncDeadLetterQueue") && above(p, "0") &&
-			num(p["Period"])*num(p["EvaluationPeriods"]) == 300
-	}) {
-		bad("alarms: no alarm on SyncDeadLetterQueue ApproximateNumberOfMessagesVisible > 0 for 5 minutes")
-	}
-	if !found(func(p map[string]any) bool {
-		stats := map[string]string{} // metric name → query id
-		var expr string
-		for _, q := range list(p["Metrics"]) {
-			ms := m(m(q)["MetricStat"])
-			mt := m(ms["Metric"])
-			if mt["Namespace"] == syncer.MetricsNamespace && dimension(mt, "Network") == merchantsync.NetworkRakuten &&
-				num(ms["Period"]) == 3600 && ms["Stat"] == "Sum" {
-				stats[fmt.Sprint(mt["MetricName"])] = fmt.Sprint(m(q)["Id"])
-			}
-			if e, ok := m(q)["Expression"].(string); ok && m(q)["ReturnData"] == true {
-				expr = e
-			}
-		}
-		f, s := stats[syncer.MetricSyncsFailed], stats[syncer.MetricSyncsSucceeded]
-		return f != "" && s != "" && strings.Contains(expr, f) && strings.Contains(expr, s) &&
-			strings.Contains(expr, ">=") && above(p, "20")
-	}) {
-		bad("alarms: no sync failure-rate alarm (%s %s / (%s + %s), Network=%s, 1 h, minimum count, > 20%%)",
-			syncer.MetricsNamespace, syncer.MetricSyncsFailed, syncer.MetricSyncsFailed, syncer.MetricSyncsSucceeded, merchantsync.NetworkRakuten)
-	}
-	for _, want := range []struct{ fn, metric string }{
-		{"SchedulerFunction", "Errors"}, {"SyncFunction", "Errors"}, {"SyncFunction", "Throttles"},
-	} {
-		if !found(func(p map[string]any) bool {
-			return p["Namespace"] == "AWS/Lambda" && p["MetricName"] == want.metric &&
-				refersTo(dimension(p, "FunctionName"), want.fn) && above(p, "0")
-		}) {
-			bad("alarms: no AWS/Lambda %s > 0 alarm on %s", want.metric, want.fn)
-		}
-	}
-	subscribed := false
-	for id, sub := range resourcesOfType(tpl, "AWS::SNS::Subscription") {
-		if !refersTo(m(sub["Properties"])["Endpoint"], "AlarmEmail") {
-			continue
-		}
-		subscribed = true
-		cond, _ := sub["Condition"].(string)
-		if cond == "" || !strings.Contains(fmt.Sprint(m(tpl["Conditions"])[cond]), "AlarmEmail") {
-			bad("%s: the AlarmEmail subscription needs a Condition on a non-empty AlarmEmail", id)
-		}
-	}
-	if !subscribed || m(m(tpl["Parameters"])["AlarmEmail"])["Default"] != "" {
-		bad("alarms: want an AlarmEmail parameter (default empty) subscribed to the alarm topic")
-	}
-	return problems
-}
-
 // templateRoutes maps each function to the HTTP API route keys it serves.
 func templateRoutes(tpl map[string]any) map[string][]string {
 	out := map[string][]string{}
@@ -597,6 +309,14 @@ func TestTemplateCheckCatchesBreakage(t *testing.T) {
 			q := m(list(res(tpl, "SyncFailureRateAlarm")["Metrics"])[0])
 			m(m(q["MetricStat"])["Metric"])["MetricName"] = "SyncFailures"
 		}, "no sync failure-rate alarm"},
+		{"failure rate of every stage", func(tpl map[string]any) {
+			for _, q := range list(res(tpl, "SyncFailureRateAlarm")["Metrics"]) {
+				mt := m(m(m(q)["MetricStat"])["Metric"])
+				if mt != nil {
+					mt["Dimensions"] = list(mt["Dimensions"])[:1]
+				}
+			}
+		}, "no sync failure-rate alarm"},
 		{"scheduler alarm on another function", func(tpl map[string]any) {
 			m(list(res(tpl, "SchedulerErrorsAlarm")["Dimensions"])[0])["Value"] = map[string]any{"Ref": "ApiFunction"}
 		}, "no AWS/Lambda Errors > 0 alarm on SchedulerFunction"},
@@ -609,6 +329,24 @@ func TestTemplateCheckCatchesBreakage(t *testing.T) {
 		{"last delivery unknown to the worker", func(tpl map[string]any) {
 			m(res(tpl, "SyncQueue")["RedrivePolicy"])["maxReceiveCount"] = 6
 		}, "SYNC_MAX_RECEIVES 4 must equal SyncQueue's maxReceiveCount 6"},
+		{"schedule without a dead-letter queue", func(tpl map[string]any) {
+			delete(m(m(m(res(tpl, "SchedulerFunction")["Events"])["Daily"])["Properties"]), "DeadLetterConfig")
+		}, "SchedulerFunction: schedule Daily has no DeadLetterConfig"},
+		{"scheduler without an OnFailure destination", func(tpl map[string]any) {
+			delete(res(tpl, "SchedulerFunction"), "EventInvokeConfig")
+		}, "SchedulerFunction: invoked asynchronously by a schedule but has no OnFailure destination"},
+		{"no alarm on the scheduler's dead-letter queue", func(tpl map[string]any) {
+			delete(m(tpl["Resources"]), "SchedulerDlqDepthAlarm")
+		}, "no alarm on SchedulerDeadLetterQueue"},
+		{"a key policy statement that adds nothing", func(tpl map[string]any) {
+			kp := m(res(tpl, "SecretsKey")["KeyPolicy"])
+			root := m(list(kp["Statement"])[0])["Principal"]
+			kp["Statement"] = append(list(kp["Statement"]), map[string]any{
+				"Sid": "SecretsManagerUsesKey", "Effect": "Allow", "Principal": root, "Resource": "*",
+				"Action":    []any{"kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey*", "kms:DescribeKey"},
+				"Condition": map[string]any{"StringEquals": map[string]any{"kms:ViaService": map[string]any{"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}}},
+			})
+		}, "SecretsKey: key policy statement SecretsManagerUsesKey adds nothing"},
 		{"unconditional email subscription", func(tpl map[string]any) {
 			delete(m(m(tpl["Resources"])["AlarmEmailSubscription"]), "Condition")
 		}, "needs a Condition on a non-empty AlarmEmail"},

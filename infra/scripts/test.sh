@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Runs every test of merchantsync (what `make test` and CI run): go vet, the
-# unit and integration tests on one DynamoDB Local shared by all packages,
-# goaws in-process, the Secrets Manager fake and the Rakuten sandbox, then a
-# short run of each fuzzer and the OpenAPI lint.
+# Runs every test of merchantsync (what `make test` and CI run): cfn-lint on
+# template.yaml, go vet, the unit and integration tests on one DynamoDB Local
+# shared by all packages, goaws in-process, the Secrets Manager fake and the
+# Rakuten sandbox, then a short run of each fuzzer and the OpenAPI lint.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+
+# The pinned cfn-lint, and the SAM translator the infra tests run.
+PATH="$(infra/scripts/install-cfn-lint.sh):$PATH"
+echo "== cfn-lint"
+cfn-lint --non-zero-exit-code warning -- template.yaml
 
 port=${DYNAMODB_LOCAL_PORT:-8765}
 export AWS_ENDPOINT_URL_DYNAMODB

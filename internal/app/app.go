@@ -29,19 +29,23 @@ import (
 
 // Config is merchantsync's configuration, read from the environment.
 type Config struct {
-	TableName        string  // TABLE_NAME
-	QueueURL         string  // SYNC_QUEUE_URL
-	SecretPrefix     string  // SECRET_PREFIX, e.g. merchantsync/dev
-	SecretKMSKeyID   string  // SECRET_KMS_KEY_ID (optional)
-	RakutenBaseURL   string  // RAKUTEN_BASE_URL
-	RakutenPerMinute float64 // RAKUTEN_REQUESTS_PER_MINUTE
-	RakutenByStatus  bool    // RAKUTEN_PULL_BY_STATUS: one partnerships pull per partner_status
-	SyncHourUTC      int     // SYNC_HOUR_UTC: the daily schedule's hour, for nextSyncAt
-	TenantClaim      string  // TENANT_CLAIM: the JWT claim holding the tenant id (default tenant_id)
-	SyncMaxReceives  int     // SYNC_MAX_RECEIVES: the sync queue's maxReceiveCount (0: unknown)
-	LogLevel         slog.Level
+	TableName        string     // TABLE_NAME
+	QueueURL         string     // SYNC_QUEUE_URL
+	SecretPrefix     string     // SECRET_PREFIX, e.g. merchantsync/dev
+	SecretKMSKeyID   string     // SECRET_KMS_KEY_ID (optional)
+	RakutenBaseURL   string     // RAKUTEN_BASE_URL
+	RakutenPerMinute float64    // RAKUTEN_REQUESTS_PER_MINUTE
+	RakutenByStatus  bool       // RAKUTEN_PULL_BY_STATUS: one partnerships pull per partner_status
+	SyncHourUTC      int        // SYNC_HOUR_UTC: the daily schedule's hour, for nextSyncAt
+	TenantClaim      string     // TENANT_CLAIM: the JWT claim holding the tenant id (default tenant_id)
+	SyncMaxReceives  int        // SYNC_MAX_RECEIVES: the sync queue's maxReceiveCount (0: unknown)
+	Stage            string     // STAGE: the metrics' Stage dimension ("local" when unset)
+	LogLevel         slog.Level // LOG_LEVEL
 	AWS              aws.Config
 	Logger           *slog.Logger
+	// Out is where the logger and the EMF metrics write (Lambda: stdout,
+	// which CloudWatch Logs reads both from).
+	Out io.Writer
 }
 
 // Load reads the configuration from the environment and builds the AWS SDK
@@ -49,7 +53,12 @@ type Config struct {
 // _SQS and _SECRETS_MANAGER by itself, which is how the local stack points
 // the real clients at local services.
 func Load(ctx context.Context, getenv func(string) string, logOut io.Writer) (Config, error) {
+	// The logger comes first: a caller reports Load's error with it.
+	level, levelErr := parseLevel(getenv("LOG_LEVEL"))
 	c := Config{
+		LogLevel:       level,
+		Logger:         NewLogger(logOut, level),
+		Out:            logOut,
 		TableName:      getenv("TABLE_NAME"),
 		QueueURL:       getenv("SYNC_QUEUE_URL"),
 		SecretPrefix:   getenv("SECRET_PREFIX"),
@@ -57,9 +66,16 @@ func Load(ctx context.Context, getenv func(string) string, logOut io.Writer) (Co
 		RakutenBaseURL: getenv("RAKUTEN_BASE_URL"),
 		SyncHourUTC:    3,
 		TenantClaim:    getenv("TENANT_CLAIM"),
+		Stage:          getenv("STAGE"),
 	}
 	if c.TenantClaim == "" {
 		c.TenantClaim = httpapi.DefaultTenantClaim
+	}
+	if c.Stage == "" {
+		c.Stage = "local"
+	}
+	if levelErr != nil {
+		return c, levelErr
 	}
 	if c.RakutenBaseURL == "" {
 		c.RakutenBaseURL = "https://api.linksynergy.com"
@@ -92,8 +108,6 @@ func Load(ctx context.Context, getenv func(string) string, logOut io.Writer) (Co
 		}
 		c.SyncHourUTC = h
 	}
-	c.LogLevel = parseLevel(firstNonEmpty(getenv("AWS_LAMBDA_LOG_LEVEL"), getenv("LOG_LEVEL")))
-	c.Logger = NewLogger(logOut, c.LogLevel)
 	if c.TableName == "" {
 		return c, fmt.Errorf("TABLE_NAME is not set")
 	}
@@ -116,31 +130,39 @@ func MustLoad() Config {
 	return c
 }
 
-// NewLogger returns the JSON logger every function uses. Lambda's log-level
-// filter (AWS_LAMBDA_LOG_LEVEL) reads the "level" field of JSON lines.
+// NewLogger returns the JSON logger every function uses, filtering by
+// level itself. Lambda is told not to filter (ApplicationLogLevel TRACE):
+// its filter counts a line without "level", such as an EMF metrics line, as
+// INFO and would drop the metrics at WARN. Each line still carries what
+// that filter reads: "level" (DEBUG, INFO, WARN, ERROR) and an RFC 3339
+// "timestamp".
 func NewLogger(w io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{
+		Level: level,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey && len(groups) == 0 {
+				a.Key = "timestamp"
+			}
+			return a
+		},
+	}))
 }
 
-func parseLevel(s string) slog.Level {
+// parseLevel reads LOG_LEVEL (the template's LogLevel): empty is INFO. It
+// ignores AWS_LAMBDA_LOG_LEVEL, which Lambda sets from ApplicationLogLevel
+// (TRACE, so that Lambda keeps every line).
+func parseLevel(s string) (slog.Level, error) {
 	switch strings.ToUpper(s) {
-	case "DEBUG", "TRACE":
-		return slog.LevelDebug
+	case "DEBUG":
+		return slog.LevelDebug, nil
+	case "INFO", "":
+		return slog.LevelInfo, nil
 	case "WARN":
-		return slog.LevelWarn
-	case "ERROR", "FATAL":
-		return slog.LevelError
+		return slog.LevelWarn, nil
+	case "ERROR":
+		return slog.LevelError, nil
 	}
-	return slog.LevelInfo
-}
-
-func firstNonEmpty(ss ...string) string {
-	for _, s := range ss {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
+	return slog.LevelInfo, fmt.Errorf("LOG_LEVEL=%q: want DEBUG, INFO, WARN or ERROR", s)
 }
 
 // Store returns the DynamoDB store.
@@ -192,7 +214,7 @@ func (c Config) claims(r *httpapi.Router) *httpapi.Router {
 
 // SyncWorker is the sync function: one SQS message = one tenant × network.
 func (c Config) SyncWorker() *syncer.Worker {
-	metrics := syncer.NewMetrics(os.Stdout)
+	metrics := syncer.NewMetrics(c.Out, c.Stage)
 	e := &syncer.Engine{
 		Store: c.Store(), Secrets: c.Secrets(), Rakuten: c.Rakuten(),
 		Now: time.Now, Logger: c.Logger, Metrics: metrics,
@@ -207,5 +229,5 @@ func (c Config) SyncWorker() *syncer.Worker {
 
 // Scheduler is the scheduler function: the daily fan-out.
 func (c Config) Scheduler() *syncer.Scheduler {
-	return &syncer.Scheduler{Store: c.Store(), Queue: c.Queue(), Now: time.Now, Logger: c.Logger, Metrics: syncer.NewMetrics(os.Stdout)}
+	return &syncer.Scheduler{Store: c.Store(), Queue: c.Queue(), Now: time.Now, Logger: c.Logger, Metrics: syncer.NewMetrics(c.Out, c.Stage)}
 }

@@ -178,7 +178,7 @@ func newEnv(t testing.TB) *env {
 		Rakuten: e.rk,
 		Now:     e.clock.Now,
 		Logger:  e.logger,
-		Metrics: NewMetrics(e.metrics),
+		Metrics: NewMetrics(e.metrics, "test"),
 	}
 	return e
 }

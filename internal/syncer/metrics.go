@@ -3,6 +3,7 @@ package syncer
 import (
 	"encoding/json"
 	"io"
+	"slices"
 	"sync"
 	"time"
 )
@@ -10,21 +11,28 @@ import (
 // MetricsNamespace is the CloudWatch namespace of merchantsync's sync metrics.
 const MetricsNamespace = "MerchantSync"
 
+// DimensionStage is the dimension naming the stack's stage (Metrics.Stage).
+const DimensionStage = "Stage"
+
 // Metrics writes CloudWatch Embedded Metric Format (EMF) lines: one JSON
 // object per line on W (in Lambda: stdout, which CloudWatch Logs turns into
-// metrics without any API call). The only dimension is the network; tenant
-// ids travel as properties (searchable in Logs Insights) and never as
-// dimensions, which would create a metric per tenant.
+// metrics without any API call). The dimensions are the stage and, for a
+// sync, the network; tenant ids travel as properties (searchable in Logs
+// Insights) and never as dimensions, which would create a metric per tenant.
 //
 // A nil *Metrics, or one with a nil W, emits nothing.
 type Metrics struct {
-	W   io.Writer
-	mu  sync.Mutex
-	now func() time.Time
+	W io.Writer
+	// Stage is a dimension of every metric (when set): a dev and a prod
+	// stack can share an account, and one's syncs must not count in the
+	// other's alarms.
+	Stage string
+	mu    sync.Mutex
+	now   func() time.Time
 }
 
-// NewMetrics returns Metrics writing EMF lines to w.
-func NewMetrics(w io.Writer) *Metrics { return &Metrics{W: w} }
+// NewMetrics returns Metrics writing EMF lines to w, for stage.
+func NewMetrics(w io.Writer, stage string) *Metrics { return &Metrics{W: w, Stage: stage} }
 
 // Metric names.
 const (
@@ -64,11 +72,16 @@ func (m *Metrics) emit(dims map[string]string, props map[string]any, ms ...metri
 	for k, v := range props {
 		doc[k] = v
 	}
-	dimNames := make([]string, 0, len(dims))
+	dimNames := make([]string, 0, len(dims)+1)
 	for k, v := range dims {
 		doc[k] = v
 		dimNames = append(dimNames, k)
 	}
+	if m.Stage != "" {
+		doc[DimensionStage] = m.Stage
+		dimNames = append(dimNames, DimensionStage)
+	}
+	slices.Sort(dimNames)
 	for _, x := range ms {
 		defs = append(defs, map[string]string{"Name": x.Name, "Unit": x.Unit})
 		doc[x.Name] = x.Value

@@ -34,10 +34,13 @@ const BatchSize = 10
 
 // ScheduleEvent is the EventBridge Scheduler target's Input:
 //
-//	{"runId":"<aws.scheduler.execution-id>","scheduledTime":"<aws.scheduler.scheduled-time>"}
+//	{"scheduledTime":"<aws.scheduler.scheduled-time>"}
 //
-// A retried invocation carries the same values, so it enqueues the same run
-// ids and every account is synced once.
+// The scheduled time is the one value every attempt of a scheduled run
+// shares: Scheduler gives each delivery attempt a new execution id, and
+// Lambda retries an asynchronous invocation with the same payload. So the
+// run id is derived from it and a retry enqueues the same run ids. RunID is
+// for invoking the scheduler by hand under a name of one's own.
 type ScheduleEvent struct {
 	RunID         string `json:"runId"`
 	ScheduledTime string `json:"scheduledTime"`
@@ -76,8 +79,8 @@ func (s *Scheduler) now() time.Time {
 
 // scheduleIdentity returns the schedule run id and scheduled time of ev.
 // Without a scheduled time, today's midnight (UTC) stands in; without a run
-// id, one is derived from the scheduled date, so a retry on the same day is
-// the same run.
+// id, the scheduled time names the run, so every attempt of one scheduled
+// run is the same run.
 func (s *Scheduler) scheduleIdentity(ev ScheduleEvent) (string, time.Time, error) {
 	var at time.Time
 	if ts := strings.TrimSpace(ev.ScheduledTime); ts != "" {
@@ -92,16 +95,17 @@ func (s *Scheduler) scheduleIdentity(ev ScheduleEvent) (string, time.Time, error
 	}
 	id := strings.TrimSpace(ev.RunID)
 	if id == "" {
-		id = "daily-" + at.Format("2006-01-02")
+		id = "schedule-" + at.Format(time.RFC3339)
 	}
 	return id, at, nil
 }
 
 // Handle enqueues a sync of every due account. Reading stops at the first
 // index error; a batch SQS would not take (after the queue's own retries)
-// does not stop the others. Either way Handle returns an error so the
-// scheduler retries the invocation: the retry names the same runs, so
-// accounts already synced are skipped and nothing runs twice.
+// does not stop the others. Either way Handle returns an error so that
+// Lambda retries the asynchronous invocation (then sends it to the
+// OnFailure destination): the retry names the same runs, so accounts
+// already synced are skipped and nothing runs twice.
 func (s *Scheduler) Handle(ctx context.Context, ev ScheduleEvent) (ScheduleResult, error) {
 	log := s.Logger
 	if log == nil {
