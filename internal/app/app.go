@@ -188,6 +188,12 @@ func (c Config) Rakuten() *rakuten.Client {
 
 func (c Config) schedule() httpapi.Schedule { return httpapi.DailyAt{Hour: c.SyncHourUTC} }
 
+// Network is the Rakuten network: the client, with the connections'
+// credentials in Secrets Manager.
+func (c Config) Network() *rakuten.Network {
+	return &rakuten.Network{Client: c.Rakuten(), Credentials: c.Secrets(), Now: time.Now}
+}
+
 // APIHandler is the api function: reads, IDs and settings.
 func (c Config) APIHandler() *httpapi.Router {
 	return c.claims(httpapi.NewAPIRouter(&httpapi.API{Store: c.Store(), Schedule: c.schedule(), Now: time.Now}, c.Logger))
@@ -196,7 +202,7 @@ func (c Config) APIHandler() *httpapi.Router {
 // CredentialsHandler is the credentials function.
 func (c Config) CredentialsHandler() *httpapi.Router {
 	return c.claims(httpapi.NewCredentialsRouter(&httpapi.Credentials{
-		Store: c.Store(), Secrets: c.Secrets(), Rakuten: c.Rakuten(),
+		Store: c.Store(), Secrets: c.Secrets(), Network: c.Network(),
 		Schedule: c.schedule(), Now: time.Now, Logger: c.Logger,
 	}, c.Logger))
 }
@@ -216,7 +222,7 @@ func (c Config) claims(r *httpapi.Router) *httpapi.Router {
 func (c Config) SyncWorker() *syncer.Worker {
 	metrics := syncer.NewMetrics(c.Out, c.Stage)
 	e := &syncer.Engine{
-		Store: c.Store(), Secrets: c.Secrets(), Rakuten: c.Rakuten(),
+		Store: c.Store(), Network: c.Network(),
 		Now: time.Now, Logger: c.Logger, Metrics: metrics,
 	}
 	w := syncer.NewWorker(e, c.Logger)

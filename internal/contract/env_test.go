@@ -175,7 +175,8 @@ func newEnv(t *testing.T, opt envOptions) *env {
 	e.q, e.sqsURL = queue.New(client, qurl), qurl
 
 	e.api = httpapi.NewAPIRouter(&httpapi.API{Store: store}, nil)
-	e.creds = httpapi.NewCredentialsRouter(&httpapi.Credentials{Store: store, Secrets: e.secrets, Rakuten: e.rk}, nil)
+	e.creds = httpapi.NewCredentialsRouter(&httpapi.Credentials{Store: store, Secrets: e.secrets,
+		Network: &rakuten.Network{Client: e.rk, Credentials: e.secrets}}, nil)
 	e.syncNow = httpapi.NewSyncNowRouter(&httpapi.SyncNow{Store: store, Queue: e.q, Poll: 50 * time.Millisecond}, nil)
 	e.byKey = map[string]*httpapi.Router{}
 	for _, r := range []*httpapi.Router{e.api, e.creds, e.syncNow} {
@@ -185,7 +186,7 @@ func newEnv(t *testing.T, opt envOptions) *env {
 	}
 
 	if opt.worker {
-		engine := &syncer.Engine{Store: e.store, Secrets: e.secrets, Rakuten: e.rk}
+		engine := &syncer.Engine{Store: e.store, Network: &rakuten.Network{Client: e.rk, Credentials: e.secrets}}
 		p := &queue.Poller{
 			Client: client, QueueURL: qurl, Handler: syncer.NewWorker(engine, nil).Handle,
 			WaitSeconds: 1, Timeout: 2 * time.Minute, Logger: slog.New(slog.DiscardHandler),

@@ -128,7 +128,7 @@ func (e *env) due(t testing.TB) []string {
 	t.Helper()
 	var out []string
 	for shard := range dynamo.Shards {
-		_, err := e.s.QueryDue(context.Background(), shard, func(page []dynamo.DueAccount) error {
+		_, err := e.s.QueryDue(context.Background(), shard, func(page []merchantsync.AccountKey) error {
 			for _, d := range page {
 				if got := dynamo.ShardOf(d.TenantID); got != shard {
 					t.Errorf("%s found in shard %d, belongs in %d", d.TenantID, shard, got)

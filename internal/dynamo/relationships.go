@@ -28,12 +28,6 @@ const (
 	conflictMaxDelay  = 5 * time.Second
 )
 
-// WriteStats tells what WriteRelationships did.
-type WriteStats struct {
-	Calls int // TransactWriteItems calls, retries included
-	Items int // items written
-}
-
 // keyRange bounds a Query on one tenant's partition: begins_with(SK, prefix)
 // or, when lower is set, SK BETWEEN lower AND upper.
 type keyRange struct {
@@ -236,8 +230,8 @@ func (s *Store) ListChanges(ctx context.Context, tenant, network string, since t
 // until ctx ends; throttling that outlasts the SDK's retries →
 // merchantsync.EThrottled; an item DynamoDB refuses for good (too large) →
 // an error wrapping merchantsync.ErrRejected. The stats say how far it got.
-func (s *Store) WriteRelationships(ctx context.Context, f merchantsync.Fence, rels []merchantsync.Relationship, changes []merchantsync.Change) (WriteStats, error) {
-	var stats WriteStats
+func (s *Store) WriteRelationships(ctx context.Context, f merchantsync.Fence, rels []merchantsync.Relationship, changes []merchantsync.Change) (merchantsync.WriteStats, error) {
+	var stats merchantsync.WriteStats
 	if err := validateKey(f.TenantID, f.Network); err != nil {
 		return stats, err
 	}

@@ -18,26 +18,6 @@ import (
 // died without finishing it, and a new run may start.
 const StaleRunAfter = 30 * time.Minute
 
-// AccountUpdate is what a finished run changes on its account.
-type AccountUpdate struct {
-	// ConnectionID is the connection the run synced: the account is
-	// updated only while it is still the current one.
-	ConnectionID string
-	// State is the account's new stored state (connected, error or
-	// reauth_required); empty keeps it.
-	State merchantsync.ConnectionState
-	// Succeeded sets Counts and LastSyncAt.
-	Succeeded bool
-	// Counts are the relationships by status after the run; nil takes
-	// run.Counts.
-	Counts map[merchantsync.Status]int
-	// ScheduleRunID, when set, becomes LastScheduledRunID.
-	ScheduleRunID string
-	// LeaseHolder is the holder id the run took the lease under, when it is
-	// not the run id itself (one per delivery): FinishRun releases it too.
-	LeaseHolder string
-}
-
 func validateRun(r merchantsync.Run) error {
 	if err := validateKey(r.TenantID, r.Network); err != nil {
 		return err
@@ -317,7 +297,7 @@ func (s *Store) ReleaseLease(ctx context.Context, tenant, network, runID string)
 // reauth_required. All of it only while upd.ConnectionID is still the
 // account's connection: otherwise nothing is written and the error is
 // merchantsync.EConnectionChanged (the caller records the run as overtaken).
-func (s *Store) FinishRun(ctx context.Context, run merchantsync.Run, upd AccountUpdate) error {
+func (s *Store) FinishRun(ctx context.Context, run merchantsync.Run, upd merchantsync.RunOutcome) error {
 	if err := validateRun(run); err != nil {
 		return err
 	}

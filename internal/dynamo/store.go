@@ -23,8 +23,10 @@ package dynamo
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -372,17 +374,11 @@ func (s *Store) MarkDisconnected(ctx context.Context, tenant, network, conn stri
 	return wrap("mark disconnected", err)
 }
 
-// DueAccount is one account the daily schedule should sync.
-type DueAccount struct {
-	TenantID string
-	Network  string
-}
-
 // QueryDue reads every due account of one shard (0 ≤ shard < Shards) from
 // the sparse index, page by page, calling fn with each non-empty page. It
 // returns the number of pages handed to fn. The index is eventually
 // consistent: an account connected a moment ago may show up on the next run.
-func (s *Store) QueryDue(ctx context.Context, shard int, fn func([]DueAccount) error) (pages int, err error) {
+func (s *Store) QueryDue(ctx context.Context, shard int, fn func([]merchantsync.AccountKey) error) (pages int, err error) {
 	if shard < 0 || shard >= Shards {
 		return 0, merchantsync.FieldError(merchantsync.EInvalid, "shard", "shard out of range")
 	}
@@ -404,7 +400,7 @@ func (s *Store) QueryDue(ctx context.Context, shard int, fn func([]DueAccount) e
 			return pages, wrap("query due", err)
 		}
 		if len(res.Items) > 0 {
-			page := make([]DueAccount, 0, len(res.Items))
+			page := make([]merchantsync.AccountKey, 0, len(res.Items))
 			for _, item := range res.Items {
 				var k struct {
 					TenantID string `dynamodbav:"PK"`
@@ -413,7 +409,7 @@ func (s *Store) QueryDue(ctx context.Context, shard int, fn func([]DueAccount) e
 				if err := attributevalue.UnmarshalMap(item, &k); err != nil {
 					return pages, wrap("query due", err)
 				}
-				page = append(page, DueAccount{
+				page = append(page, merchantsync.AccountKey{
 					TenantID: strings.TrimPrefix(k.TenantID, "TENANT#"),
 					Network:  strings.TrimPrefix(k.Network, "NETWORK#"),
 				})
@@ -429,3 +425,33 @@ func (s *Store) QueryDue(ctx context.Context, shard int, fn func([]DueAccount) e
 		in.ExclusiveStartKey = res.LastEvaluatedKey
 	}
 }
+
+// EachDue reads every shard of the due index in parallel and calls fn with
+// each non-empty page, from one goroutine per shard. It returns the pages
+// read; reading stops at the first error.
+func (s *Store) EachDue(ctx context.Context, fn func([]merchantsync.AccountKey) error) (int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		pages int
+		errs  []error
+		wg    sync.WaitGroup
+	)
+	for shard := range Shards {
+		wg.Go(func() {
+			n, err := s.QueryDue(ctx, shard, fn)
+			mu.Lock()
+			defer mu.Unlock()
+			pages += n
+			if err != nil {
+				errs = append(errs, fmt.Errorf("shard %d: %w", shard, err))
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	return pages, errors.Join(errs...)
+}
+
+var _ merchantsync.Store = (*Store)(nil)

@@ -135,7 +135,7 @@ func TestTenantIsolation(t *testing.T) {
 	_, err := e.s.WriteRelationships(c, fa, []merchantsync.Relationship{rel("A", 1, 10, merchantsync.StatusJoined), rel("A", 1, 11, merchantsync.StatusPending)},
 		[]merchantsync.Change{{TenantID: "A", Network: rk, RegionNetwork: 1, AdvertiserID: 10, To: merchantsync.StatusJoined, At: t0, RunID: "r1"}})
 	must(t, err)
-	must(t, e.s.FinishRun(c, run("A", "01A", merchantsync.RunSucceeded), dynamo.AccountUpdate{ConnectionID: conn, State: merchantsync.StateConnected, Succeeded: true}))
+	must(t, e.s.FinishRun(c, run("A", "01A", merchantsync.RunSucceeded), merchantsync.RunOutcome{ConnectionID: conn, State: merchantsync.StateConnected, Succeeded: true}))
 	_, aCursor, err := e.s.ListRelationships(c, "A", rk, "", 1, "")
 	must(t, err)
 	before := e.snapshot(t, "A")
@@ -197,7 +197,7 @@ func TestTenantIsolation(t *testing.T) {
 		func() error { return e.s.ReleaseLease(c, "B", rk, "01A") },
 		func() error { return e.s.PutRun(c, run("B", "01A", merchantsync.RunFailed)) },
 		func() error {
-			return e.s.FinishRun(c, run("B", "01A", merchantsync.RunFailed), dynamo.AccountUpdate{ConnectionID: conn, State: merchantsync.StateReauthRequired})
+			return e.s.FinishRun(c, run("B", "01A", merchantsync.RunFailed), merchantsync.RunOutcome{ConnectionID: conn, State: merchantsync.StateReauthRequired})
 		},
 		func() error { return e.s.MarkDisconnected(c, "B", rk, conn, t0) },
 		func() error { return e.s.DeleteAccount(c, "B", rk, "") },
@@ -242,7 +242,7 @@ func TestDueKeys(t *testing.T) {
 	}
 	finish := func(tenant string, state merchantsync.ConnectionState) func() error {
 		return func() error {
-			return e.s.FinishRun(c, run(tenant, "r-"+string(state), merchantsync.RunFailed), dynamo.AccountUpdate{ConnectionID: conn, State: state})
+			return e.s.FinishRun(c, run(tenant, "r-"+string(state), merchantsync.RunFailed), merchantsync.RunOutcome{ConnectionID: conn, State: state})
 		}
 	}
 	steps := []struct {
@@ -281,7 +281,7 @@ func TestDueKeys(t *testing.T) {
 			t.Fatalf("%s: due = %v, want %v", st.name, got, st.want)
 		}
 	}
-	_, err := e.s.QueryDue(c, dynamo.Shards, func([]dynamo.DueAccount) error { return nil })
+	_, err := e.s.QueryDue(c, dynamo.Shards, func([]merchantsync.AccountKey) error { return nil })
 	wantCode(t, err, merchantsync.EInvalid)
 }
 
@@ -322,7 +322,7 @@ func TestQueryDueSharding(t *testing.T) {
 	perShard := make([]int, dynamo.Shards)
 	totalPages := 0
 	for shard := range dynamo.Shards {
-		pages, err := e.s.QueryDue(c, shard, func(page []dynamo.DueAccount) error {
+		pages, err := e.s.QueryDue(c, shard, func(page []merchantsync.AccountKey) error {
 			if len(page) > 10 {
 				t.Errorf("page of %d > page size 10", len(page))
 			}
@@ -435,7 +435,7 @@ func TestStartManualRun(t *testing.T) {
 		_, err := e.s.SaveIDs(c, "ids", rk, "AAAAAAAAAAA", "", t0)
 		must(t, err)
 		connected(t, e.s, "reauth")
-		must(t, e.s.FinishRun(c, run("reauth", "x", merchantsync.RunFailed), dynamo.AccountUpdate{ConnectionID: conn, State: merchantsync.StateReauthRequired}))
+		must(t, e.s.FinishRun(c, run("reauth", "x", merchantsync.RunFailed), merchantsync.RunOutcome{ConnectionID: conn, State: merchantsync.StateReauthRequired}))
 		connected(t, e.s, "off")
 		must(t, e.s.PutSettings(c, merchantsync.Settings{TenantID: "off", Enabled: false}))
 		for _, tc := range []struct{ tenant, code string }{
@@ -472,7 +472,7 @@ func TestStartManualRun(t *testing.T) {
 		}
 		done := running
 		done.State, done.FinishedAt = merchantsync.RunSucceeded, t0.Add(3*time.Minute)
-		must(t, e.s.FinishRun(c, done, dynamo.AccountUpdate{ConnectionID: conn, State: merchantsync.StateConnected, Succeeded: true}))
+		must(t, e.s.FinishRun(c, done, merchantsync.RunOutcome{ConnectionID: conn, State: merchantsync.StateConnected, Succeeded: true}))
 		r4, isNew, err := e.s.StartManualRun(c, run("j", "04", ""), t0.Add(4*time.Minute))
 		must(t, err)
 		if !isNew || r4.RunID != "04" {
@@ -546,7 +546,7 @@ func TestFinishRun(t *testing.T) {
 	done.State, done.StartedAt, done.FinishedAt = merchantsync.RunSucceeded, t0, t0.Add(time.Minute)
 	done.MerchantsSynced, done.Changes, done.APICalls = 3, 1, 2
 	done.Counts = map[merchantsync.Status]int{merchantsync.StatusJoined: 2, merchantsync.StatusPending: 1}
-	must(t, e.s.FinishRun(c, done, dynamo.AccountUpdate{ConnectionID: conn, State: merchantsync.StateConnected, Succeeded: true, ScheduleRunID: "sched-1"}))
+	must(t, e.s.FinishRun(c, done, merchantsync.RunOutcome{ConnectionID: conn, State: merchantsync.StateConnected, Succeeded: true, ScheduleRunID: "sched-1"}))
 	a, err := e.s.GetAccount(c, "t", rk)
 	must(t, err)
 	checks := []struct {
@@ -577,7 +577,7 @@ func TestFinishRun(t *testing.T) {
 	must(t, err)
 	failed := run("t", "02", merchantsync.RunFailed)
 	failed.Error = &merchantsync.RunError{Code: "network_unavailable", Message: "Rakuten is down"}
-	must(t, e.s.FinishRun(c, failed, dynamo.AccountUpdate{ConnectionID: conn, State: merchantsync.StateError}))
+	must(t, e.s.FinishRun(c, failed, merchantsync.RunOutcome{ConnectionID: conn, State: merchantsync.StateError}))
 	a, err = e.s.GetAccount(c, "t", rk)
 	must(t, err)
 	if a.State != merchantsync.StateError || !reflect.DeepEqual(a.Counts, done.Counts) || !a.LastSyncAt.Equal(done.FinishedAt) ||
@@ -599,7 +599,7 @@ func TestFinishRun(t *testing.T) {
 		must(t, o.do())
 		before := e.snapshot(t, "t")
 		id := fmt.Sprintf("%02d", i+3)
-		err := e.s.FinishRun(c, run("t", id, merchantsync.RunSucceeded), dynamo.AccountUpdate{ConnectionID: conn, State: merchantsync.StateConnected, Succeeded: true})
+		err := e.s.FinishRun(c, run("t", id, merchantsync.RunSucceeded), merchantsync.RunOutcome{ConnectionID: conn, State: merchantsync.StateConnected, Succeeded: true})
 		wantCode(t, err, merchantsync.EConnectionChanged)
 		if after := e.snapshot(t, "t"); !reflect.DeepEqual(before, after) {
 			t.Errorf("%s: a run of the old connection changed the table:\nbefore %v\nafter  %v", o.name, before, after)
@@ -920,7 +920,7 @@ func TestNoSecretsStored(t *testing.T) {
 	must(t, err)
 	r.State = merchantsync.RunFailed
 	r.Error = &merchantsync.RunError{Code: "network_auth_failed", Message: "refused"}
-	must(t, e.s.FinishRun(c, r, dynamo.AccountUpdate{ConnectionID: conn, State: merchantsync.StateReauthRequired}))
+	must(t, e.s.FinishRun(c, r, merchantsync.RunOutcome{ConnectionID: conn, State: merchantsync.StateReauthRequired}))
 	items := e.scan(t)
 	if len(items) < 5 {
 		t.Fatalf("only %d items", len(items))

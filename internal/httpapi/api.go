@@ -11,18 +11,6 @@ import (
 	"github.com/merchantsync/merchantsync/internal/merchantsync"
 )
 
-// AccountStore is what the read/IDs/settings API needs of the store.
-type AccountStore interface {
-	GetSettings(ctx context.Context, tenant string) (merchantsync.Settings, error)
-	PutSettings(ctx context.Context, st merchantsync.Settings) error
-	GetAccount(ctx context.Context, tenant, network string) (*merchantsync.Account, error)
-	SaveIDs(ctx context.Context, tenant, network, affiliateID, siteID string, now time.Time) (*merchantsync.Account, error)
-	GetRun(ctx context.Context, tenant, network, runID string) (*merchantsync.Run, error)
-	ListRuns(ctx context.Context, tenant, network string, limit int, cursor string) ([]merchantsync.Run, string, error)
-	ListRelationships(ctx context.Context, tenant, network string, status merchantsync.Status, limit int, cursor string) ([]merchantsync.Relationship, string, error)
-	ListChanges(ctx context.Context, tenant, network string, since time.Time, limit int, cursor string) ([]merchantsync.Change, string, error)
-}
-
 // Schedule tells when the daily sync runs next.
 type Schedule interface {
 	Next(after time.Time) time.Time
@@ -44,7 +32,7 @@ func (d DailyAt) Next(t time.Time) time.Time {
 // API serves the routes of the "api" function: reads, IDs and settings.
 // It never touches Secrets Manager or Rakuten.
 type API struct {
-	Store    AccountStore
+	Store    merchantsync.Store
 	Schedule Schedule
 	Now      func() time.Time
 }

@@ -2,45 +2,21 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/merchantsync/merchantsync/internal/merchantsync"
-	"github.com/merchantsync/merchantsync/internal/rakuten"
-	"github.com/merchantsync/merchantsync/internal/secrets"
 )
 
-// CredentialStore is what the credentials function needs of the store.
-type CredentialStore interface {
-	GetSettings(ctx context.Context, tenant string) (merchantsync.Settings, error)
-	GetAccount(ctx context.Context, tenant, network string) (*merchantsync.Account, error)
-	MarkConnected(ctx context.Context, tenant, network string, c merchantsync.Connection, now time.Time) (string, error)
-	MarkDisconnected(ctx context.Context, tenant, network, conn string, now time.Time) error
-	DeleteAccount(ctx context.Context, tenant, network, conn string) error
-}
-
-// SecretWriter stores and deletes the credentials of one connection of a
-// tenant's network account (each connection has a secret of its own).
-type SecretWriter interface {
-	Create(ctx context.Context, tenant, network, conn string, sec secrets.Secret) error
-	Delete(ctx context.Context, tenant, network, conn string) error
-}
-
-// TokenExchanger trades a publisher's password for tokens, once.
-type TokenExchanger interface {
-	PasswordGrant(ctx context.Context, cr rakuten.Credentials, username, password string) (*rakuten.Token, error)
-}
-
 // Credentials serves the credentials function: the only function that may
-// write secrets or send a password to Rakuten. It also serves DELETE ids,
-// because removing the IDs disconnects, which deletes the secret.
+// write secrets or send a password to the network. It also serves DELETE
+// ids, because removing the IDs disconnects, which deletes the secret.
 type Credentials struct {
-	Store    CredentialStore
-	Secrets  SecretWriter
-	Rakuten  TokenExchanger
+	Store    merchantsync.Store
+	Secrets  merchantsync.CredentialStore
+	Network  merchantsync.Network
 	Schedule Schedule
 	Now      func() time.Time
 	Logger   *slog.Logger
@@ -93,30 +69,28 @@ func (c *Credentials) putCredentials(ctx context.Context, r *Request) (int, any,
 		return 0, nil, err
 	}
 	var (
-		cr   rakuten.Credentials
-		user string
-		pass string
-		err  error
+		l   merchantsync.Login
+		err error
 	)
-	if cr.ClientID, err = required("clientId", body.ClientID, 256); err != nil {
+	if l.ClientID, err = required("clientId", body.ClientID, 256); err != nil {
 		return 0, nil, err
 	}
-	if cr.ClientSecret, err = required("clientSecret", body.ClientSecret, 512); err != nil {
+	if l.ClientSecret, err = required("clientSecret", body.ClientSecret, 512); err != nil {
 		return 0, nil, err
 	}
 	if _, err = required("siteId", body.SiteID, 32); err != nil {
 		return 0, nil, err
 	}
-	if cr.SiteID, err = merchantsync.ParseSiteID(*body.SiteID); err != nil {
+	if l.SiteID, err = merchantsync.ParseSiteID(*body.SiteID); err != nil {
 		return 0, nil, err
 	}
-	if user, err = required("username", body.Username, 256); err != nil {
+	if l.Username, err = required("username", body.Username, 256); err != nil {
 		return 0, nil, err
 	}
-	if pass, err = required("password", body.Password, 1024); err != nil {
+	if l.Password, err = required("password", body.Password, 1024); err != nil {
 		return 0, nil, err
 	}
-	cr.ClientID, user = strings.TrimSpace(cr.ClientID), strings.TrimSpace(user)
+	l.ClientID, l.Username = strings.TrimSpace(l.ClientID), strings.TrimSpace(l.Username)
 
 	network := r.PathParams["network"]
 	acct, err := c.Store.GetAccount(ctx, r.Tenant, network)
@@ -130,21 +104,16 @@ func (c *Credentials) putCredentials(ctx context.Context, r *Request) (int, any,
 
 	// The password is used for this one exchange and then dropped: it is
 	// never stored, logged or returned.
-	tok, err := c.Rakuten.PasswordGrant(ctx, cr, user, pass)
+	creds, err := c.Network.Connect(ctx, l)
 	if err != nil {
-		return 0, nil, tokenError(err)
+		return 0, nil, err
 	}
 	// A new connection: its own secret, then the account points at it. The
 	// connection it replaces is fenced out (a sync still running for it can
 	// write nothing more), and its secret is deleted last.
 	now := c.Now()
-	conn := merchantsync.Connection{ID: merchantsync.NewConnectionID(now), SiteID: cr.SiteID, Username: user}
-	sec := secrets.Secret{
-		ClientID: cr.ClientID, ClientSecret: cr.ClientSecret, SiteID: cr.SiteID,
-		RefreshToken: tok.RefreshToken, AccessToken: tok.AccessToken, AccessExpiry: tok.Expiry,
-		AuthScheme: tok.Scheme, UpdatedAt: now.UTC(),
-	}
-	if err := c.Secrets.Create(ctx, r.Tenant, network, conn.ID, sec); err != nil {
+	conn := merchantsync.Connection{ID: merchantsync.NewConnectionID(now), SiteID: l.SiteID, Username: l.Username}
+	if err := c.Secrets.CreateCredentials(ctx, merchantsync.ConnectionKey{TenantID: r.Tenant, Network: network, ID: conn.ID}, *creds); err != nil {
 		return 0, nil, err
 	}
 	prev, err := c.Store.MarkConnected(ctx, r.Tenant, network, conn, now)
@@ -165,35 +134,10 @@ func (c *Credentials) putCredentials(ctx context.Context, r *Request) (int, any,
 // more. A failure is logged with the connection id, never fatal: the
 // publisher's request has succeeded, and that secret can no longer be used.
 func (c *Credentials) deleteSecret(ctx context.Context, tenant, network, conn string) {
-	if err := c.Secrets.Delete(ctx, tenant, network, conn); err != nil {
+	if err := c.Secrets.DeleteCredentials(ctx, merchantsync.ConnectionKey{TenantID: tenant, Network: network, ID: conn}); err != nil {
 		c.Logger.ErrorContext(ctx, "delete the secret of an ended connection", "tenant_id", tenant, "network", network,
 			"connection_id", conn, "err", err.Error())
 	}
-}
-
-// tokenError maps a refused or failed token exchange to the API's errors.
-func tokenError(err error) error {
-	switch rakuten.KindOf(err) {
-	case rakuten.KindInvalidCredentials, rakuten.KindExpired, rakuten.KindReauthRequired, rakuten.KindInvalidRequest, rakuten.KindEntitlement:
-		msg := "Rakuten refused these credentials. Check the client ID, client secret, Site ID, username and password."
-		if reason := rakutenReason(err); reason != "" {
-			msg += " Rakuten said: " + reason
-		}
-		return merchantsync.Errorf(merchantsync.ENetworkAuthFailed, "%s", msg)
-	case rakuten.KindThrottled, rakuten.KindUnavailable, rakuten.KindBadResponse, rakuten.KindRedirect:
-		return merchantsync.Errorf(merchantsync.ENetworkUnavailable,
-			"Rakuten did not answer properly; nothing was saved. Try again in a few minutes.")
-	}
-	return merchantsync.Errorf(merchantsync.ENetworkUnavailable,
-		"Rakuten could not be reached; nothing was saved. Try again in a few minutes.")
-}
-
-func rakutenReason(err error) string {
-	var re *rakuten.Error
-	if errors.As(err, &re) {
-		return truncate(re.Message, 300)
-	}
-	return ""
 }
 
 func (c *Credentials) view(ctx context.Context, tenant, network string) (int, any, error) {
@@ -250,7 +194,7 @@ func (c *Credentials) endConnection(ctx context.Context, tenant, network string,
 			conn = acct.ConnectionID
 		}
 		if conn != "" {
-			if err := c.Secrets.Delete(ctx, tenant, network, conn); err != nil {
+			if err := c.Secrets.DeleteCredentials(ctx, merchantsync.ConnectionKey{TenantID: tenant, Network: network, ID: conn}); err != nil {
 				return err
 			}
 		}

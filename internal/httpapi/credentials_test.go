@@ -45,10 +45,12 @@ func newCredEnv(t *testing.T) *credEnv {
 	log := newLogger(e.logs)
 	now := func() time.Time { return time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC) }
 	e.api = httpapi.NewAPIRouter(&httpapi.API{Store: e.tb.store, Now: now}, log)
+	sec := secrets.New(e.sm.Client(t), "merchantsync/test", "")
+	rk := rakuten.New(rakuten.Config{BaseURL: srv.URL, Sleep: func(context.Context, time.Duration) error { return nil }})
 	e.creds = httpapi.NewCredentialsRouter(&httpapi.Credentials{
 		Store:   e.tb.store,
-		Secrets: secrets.New(e.sm.Client(t), "merchantsync/test", ""),
-		Rakuten: rakuten.New(rakuten.Config{BaseURL: srv.URL, Sleep: func(context.Context, time.Duration) error { return nil }}),
+		Secrets: sec,
+		Network: &rakuten.Network{Client: rk, Credentials: sec, Now: now},
 		Now:     now, Logger: log,
 	}, log)
 	return e
@@ -119,7 +121,7 @@ func TestConnectStoresSecretOnlyInSecretsManager(t *testing.T) {
 		if !strings.HasPrefix(name, "merchantsync/test/rakuten/") {
 			t.Errorf("secret name %q outside the prefix", name)
 		}
-		var sec secrets.Secret
+		var sec struct{ ClientID, ClientSecret, SiteID, RefreshToken string }
 		if err := json.Unmarshal([]byte(v), &sec); err != nil {
 			t.Fatal(err)
 		}

@@ -16,8 +16,6 @@ import (
 
 	"github.com/merchantsync/merchantsync/internal/httpapi"
 	"github.com/merchantsync/merchantsync/internal/merchantsync"
-	"github.com/merchantsync/merchantsync/internal/rakuten"
-	"github.com/merchantsync/merchantsync/internal/secrets"
 )
 
 // FuzzRouter sends made-up API Gateway events through the real routers'
@@ -50,7 +48,13 @@ const (
 	modeSubClaim                 // the tenant comes in the sub claim, not tenant_id
 )
 
+// fuzzFake stands in for every port the handlers use, checking what they
+// pass. Methods it does not define are the embedded nil interfaces': a
+// handler calling one panics, which the fuzzer reports.
 type fuzzFake struct {
+	merchantsync.Store
+	merchantsync.SyncQueue
+	merchantsync.Network
 	mode uint8
 	mu   sync.Mutex
 	bad  []string
@@ -190,7 +194,8 @@ func (f *fuzzFake) PutRun(_ context.Context, run merchantsync.Run) error {
 
 // Secrets.
 
-func (f *fuzzFake) Create(_ context.Context, tenant, network, _ string, sec secrets.Secret) error {
+func (f *fuzzFake) CreateCredentials(_ context.Context, k merchantsync.ConnectionKey, sec merchantsync.Credentials) error {
+	tenant, network := k.TenantID, k.Network
 	if sec.ClientID == "" || sec.ClientID != strings.TrimSpace(sec.ClientID) || len(sec.ClientID) > 256 ||
 		strings.TrimSpace(sec.ClientSecret) == "" || len(sec.ClientSecret) > 512 || !fuzzSiteID.MatchString(sec.SiteID) {
 		f.violation("Secrets.Create: unvalidated credentials %q / %d-byte secret / %q", sec.ClientID, len(sec.ClientSecret), sec.SiteID)
@@ -198,23 +203,32 @@ func (f *fuzzFake) Create(_ context.Context, tenant, network, _ string, sec secr
 	return f.key("Secrets.Create", tenant, network)
 }
 
-func (f *fuzzFake) Delete(_ context.Context, tenant, network, _ string) error {
-	return f.key("Secrets.Delete", tenant, network)
+func (f *fuzzFake) DeleteCredentials(_ context.Context, k merchantsync.ConnectionKey) error {
+	return f.key("Secrets.Delete", k.TenantID, k.Network)
+}
+
+func (f *fuzzFake) GetCredentials(context.Context, merchantsync.ConnectionKey) (*merchantsync.Credentials, error) {
+	panic("the API never reads credentials")
+}
+
+func (f *fuzzFake) UpdateCredentials(context.Context, merchantsync.ConnectionKey, merchantsync.Credentials) error {
+	panic("the API never rewrites credentials")
 }
 
 // Rakuten.
 
-func (f *fuzzFake) PasswordGrant(_ context.Context, cr rakuten.Credentials, username, password string) (*rakuten.Token, error) {
-	if cr.ClientID == "" || cr.ClientID != strings.TrimSpace(cr.ClientID) || len(cr.ClientID) > 256 ||
-		strings.TrimSpace(cr.ClientSecret) == "" || len(cr.ClientSecret) > 512 || !fuzzSiteID.MatchString(cr.SiteID) ||
-		username == "" || username != strings.TrimSpace(username) || len(username) > 256 ||
-		strings.TrimSpace(password) == "" || len(password) > 1024 {
-		f.violation("PasswordGrant: unvalidated %q / %q / %q", cr.ClientID, cr.SiteID, username)
+func (f *fuzzFake) Connect(_ context.Context, l merchantsync.Login) (*merchantsync.Credentials, error) {
+	if l.ClientID == "" || l.ClientID != strings.TrimSpace(l.ClientID) || len(l.ClientID) > 256 ||
+		strings.TrimSpace(l.ClientSecret) == "" || len(l.ClientSecret) > 512 || !fuzzSiteID.MatchString(l.SiteID) ||
+		l.Username == "" || l.Username != strings.TrimSpace(l.Username) || len(l.Username) > 256 ||
+		strings.TrimSpace(l.Password) == "" || len(l.Password) > 1024 {
+		f.violation("Connect: unvalidated %q / %q / %q", l.ClientID, l.SiteID, l.Username)
 	}
 	if f.mode&modeRakutenNo != 0 {
-		return nil, &rakuten.Error{Kind: rakuten.KindInvalidCredentials, HTTPStatus: 400, Code: "invalid_grant", Message: "refused by the fake"}
+		return nil, merchantsync.Errorf(merchantsync.ENetworkAuthFailed, "refused by the fake")
 	}
-	return &rakuten.Token{AccessToken: "fake-access", RefreshToken: "fake-refresh", Scheme: rakuten.SchemeBasic}, nil
+	return &merchantsync.Credentials{ClientID: l.ClientID, ClientSecret: l.ClientSecret, SiteID: l.SiteID,
+		AccessToken: "fake-access", RefreshToken: "fake-refresh", AuthScheme: "Basic"}, nil
 }
 
 // Queue.
@@ -322,7 +336,7 @@ func FuzzRouter(f *testing.F) {
 		now := func() time.Time { return time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC) }
 		routers := []*httpapi.Router{
 			httpapi.NewAPIRouter(&httpapi.API{Store: fake, Now: now}, nil),
-			httpapi.NewCredentialsRouter(&httpapi.Credentials{Store: fake, Secrets: fake, Rakuten: fake, Now: now}, nil),
+			httpapi.NewCredentialsRouter(&httpapi.Credentials{Store: fake, Secrets: fake, Network: fake, Now: now}, nil),
 			httpapi.NewSyncNowRouter(&httpapi.SyncNow{Store: fake, Queue: fake, Now: now, Poll: time.Millisecond}, nil),
 		}
 		rt := fuzzRoutes[int(sel&0x7f)%len(fuzzRoutes)]

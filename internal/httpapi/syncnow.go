@@ -10,28 +10,14 @@ import (
 	"github.com/merchantsync/merchantsync/internal/merchantsync"
 )
 
-// SyncStore is what the sync-now function needs of the store.
-type SyncStore interface {
-	GetSettings(ctx context.Context, tenant string) (merchantsync.Settings, error)
-	GetAccount(ctx context.Context, tenant, network string) (*merchantsync.Account, error)
-	StartManualRun(ctx context.Context, run merchantsync.Run, now time.Time) (merchantsync.Run, bool, error)
-	GetRun(ctx context.Context, tenant, network, runID string) (*merchantsync.Run, error)
-	PutRun(ctx context.Context, run merchantsync.Run) error
-}
-
-// Enqueuer sends a sync request to the sync queue.
-type Enqueuer interface {
-	Send(ctx context.Context, req merchantsync.SyncRequest) error
-}
-
 // MaxWait bounds ?wait=: API Gateway ends every request at 30 s.
 const MaxWait = 25
 
 // SyncNow serves POST /v1/networks/{network}/sync: queue a manual sync, and
 // optionally wait for it to finish.
 type SyncNow struct {
-	Store  SyncStore
-	Queue  Enqueuer
+	Store  merchantsync.Store
+	Queue  merchantsync.SyncQueue
 	Now    func() time.Time
 	Poll   time.Duration // how often ?wait polls the run; default 250ms
 	Logger *slog.Logger

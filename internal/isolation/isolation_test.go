@@ -105,11 +105,11 @@ type brokenSecrets struct {
 	connOf   func(tenant string) string
 }
 
-func (b *brokenSecrets) Delete(ctx context.Context, tenant, network, conn string) error {
-	if tenant == b.from {
-		tenant, conn = b.to, b.connOf(b.to)
+func (b *brokenSecrets) DeleteCredentials(ctx context.Context, k merchantsync.ConnectionKey) error {
+	if k.TenantID == b.from {
+		k.TenantID, k.ID = b.to, b.connOf(b.to)
 	}
-	return b.Store.Delete(ctx, tenant, network, conn)
+	return b.Store.DeleteCredentials(ctx, k)
 }
 
 // TestIsolationCheckerCatchesLeaks proves the suite can fail: each case

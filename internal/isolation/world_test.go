@@ -120,22 +120,13 @@ func (r routers) all() map[string]*httpapi.Router {
 	return map[string]*httpapi.Router{"api": r.API, "credentials": r.Credentials, "syncnow": r.SyncNow}
 }
 
-// fullStore is every store method the three routers use.
-type fullStore interface {
-	httpapi.AccountStore
-	httpapi.CredentialStore
-	httpapi.SyncStore
-}
-
-var _ fullStore = (*dynamo.Store)(nil)
-
 // routersOn builds the three routers the way internal/app does, on store and
 // sec (which the broken-decorator tests replace).
-func (w *world) routersOn(store fullStore, sec httpapi.SecretWriter) routers {
+func (w *world) routersOn(store merchantsync.Store, sec merchantsync.CredentialStore) routers {
 	return routers{
 		API: httpapi.NewAPIRouter(&httpapi.API{Store: store, Now: time.Now}, w.logger),
 		Credentials: httpapi.NewCredentialsRouter(&httpapi.Credentials{
-			Store: store, Secrets: sec, Rakuten: w.rk, Now: time.Now, Logger: w.logger,
+			Store: store, Secrets: sec, Network: &rakuten.Network{Client: w.rk, Credentials: sec}, Now: time.Now, Logger: w.logger,
 		}, w.logger),
 		SyncNow: httpapi.NewSyncNowRouter(&httpapi.SyncNow{
 			Store: store, Queue: w.queue, Now: time.Now, Poll: 20 * time.Millisecond, Logger: w.logger,
@@ -164,7 +155,7 @@ func newWorld(t *testing.T) *world {
 		Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() },
 	})
 	w.worker = syncer.NewWorker(&syncer.Engine{
-		Store: w.store, Secrets: w.secrets, Rakuten: w.rk, Logger: w.logger,
+		Store: w.store, Network: &rakuten.Network{Client: w.rk, Credentials: w.secrets}, Logger: w.logger,
 	}, w.logger)
 	w.setup = w.routersOn(w.store, w.secrets)
 

@@ -218,3 +218,62 @@ func ScheduledRunID(scheduleRunID string, scheduledAt time.Time, tenantID, netwo
 	h := sha256.Sum256([]byte(scheduleRunID + "\x00" + tenantID + "\x00" + network))
 	return scheduledAt.UTC().Format(runIDTime) + "-" + hex.EncodeToString(h[:5])
 }
+
+// AccountKey names one tenant's account with one network.
+type AccountKey struct {
+	TenantID string
+	Network  string
+}
+
+// RunOutcome is what a finished run changes on its account.
+type RunOutcome struct {
+	// ConnectionID is the connection the run synced: the account is
+	// updated only while it is still the current one.
+	ConnectionID string
+	// State is the account's new stored state (connected, error or
+	// reauth_required); empty keeps it.
+	State ConnectionState
+	// Succeeded sets Counts and LastSyncAt.
+	Succeeded bool
+	// Counts are the relationships by status after the run; nil takes
+	// the run's counts.
+	Counts map[Status]int
+	// ScheduleRunID, when set, becomes LastScheduledRunID.
+	ScheduleRunID string
+	// LeaseHolder is the holder id the run took the lease under: the
+	// lease is released with the finish.
+	LeaseHolder string
+}
+
+// WriteStats tells what a relationship write did.
+type WriteStats struct {
+	Calls int // store calls, retries included
+	Items int // items written
+}
+
+// SendStats tells what a queue did with a stream of requests.
+type SendStats struct {
+	Sent    int // requests the queue accepted
+	Calls   int // calls made, retries included
+	Retried int // requests sent again after the queue refused them once
+}
+
+// Partnership is one relationship as a network reports it, normalized.
+type Partnership struct {
+	RegionNetwork   int
+	AdvertiserID    int64
+	Name            string
+	ProgramStatus   string // the advertiser's own program status (active, inactive)
+	Status          Normalized
+	StatusUpdatedAt time.Time
+}
+
+// PullStats describes one pull, for run records and cost tracking.
+type PullStats struct {
+	Pages     int // pages handed over
+	Calls     int // requests to the network, token requests and retries included
+	Retries   int // requests repeated after a throttle, outage or 401
+	Throttles int // throttle answers received
+	Tokens    int // new access tokens obtained
+	Skipped   int // rows without an advertiser id, dropped
+}

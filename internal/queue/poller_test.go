@@ -39,7 +39,7 @@ func (r *recorder) handle(ctx context.Context, ev events.SQSEvent) (events.SQSEv
 	if r.err != nil {
 		if err := r.err(r.calls); err != nil {
 			for _, rec := range ev.Records {
-				req, _ := queue.DecodeSyncRequest(rec.Body)
+				req, _ := merchantsync.DecodeSyncRequest(rec.Body)
 				r.seen[req.TenantID] = append(r.seen[req.TenantID], delivery{rec, time.Now()})
 			}
 			return events.SQSEventResponse{}, err
@@ -47,7 +47,7 @@ func (r *recorder) handle(ctx context.Context, ev events.SQSEvent) (events.SQSEv
 	}
 	var resp events.SQSEventResponse
 	for _, rec := range ev.Records {
-		req, err := queue.DecodeSyncRequest(rec.Body)
+		req, err := merchantsync.DecodeSyncRequest(rec.Body)
 		if err != nil {
 			return resp, err
 		}

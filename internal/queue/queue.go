@@ -4,12 +4,8 @@
 package queue
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,7 +33,7 @@ type Queue struct {
 	// BaseDelay and MaxDelay shape the backoff between those attempts:
 	// full jitter over BaseDelay·2^n, capped at MaxDelay. 0 means 100ms and 5s.
 	BaseDelay, MaxDelay time.Duration
-	// Concurrency is how many SendMessageBatch calls SendBatch keeps in
+	// Concurrency is how many SendMessageBatch calls SendAll keeps in
 	// flight; 0 means 4.
 	Concurrency int
 }
@@ -52,7 +48,7 @@ func (q *Queue) URL() string { return q.url }
 
 // Send sends one request as one message.
 func (q *Queue) Send(ctx context.Context, req merchantsync.SyncRequest) error {
-	body, err := encode(req)
+	body, err := merchantsync.EncodeSyncRequest(req)
 	if err != nil {
 		return err
 	}
@@ -76,16 +72,12 @@ func (q *Queue) RetryAfter(ctx context.Context, receiptHandle string, d time.Dur
 	return nil
 }
 
-// SendStats counts what SendBatch did.
-type SendStats struct {
-	Sent    int // requests SQS accepted
-	Calls   int // SendMessageBatch calls made
-	Retried int // entries sent again after SQS reported them Failed
-}
+// SendStats counts what SendAll did.
+type SendStats = merchantsync.SendStats
 
 // FailedEntry is one request SQS refused for good.
 type FailedEntry struct {
-	Index       int // position in the reqs given to SendBatch
+	Index       int // position in the stream given to SendAll
 	TenantID    string
 	RunID       string
 	Code        string
@@ -93,7 +85,7 @@ type FailedEntry struct {
 	SenderFault bool
 }
 
-// BatchError lists the requests SendBatch could not send. The others were
+// BatchError lists the requests SendAll could not send. The others were
 // sent.
 type BatchError struct {
 	Failed []FailedEntry
@@ -116,46 +108,46 @@ func (e *BatchError) Error() string {
 	return b.String()
 }
 
-// SendBatch sends reqs with SendMessageBatch, ten per call. Entries SQS
-// reports Failed with SenderFault=false (throttling, internal errors) are
-// sent again, alone, with exponential backoff and full jitter, at most
-// MaxAttempts calls per batch and never past ctx. Entries Failed with
-// SenderFault=true are not retried (the same message would fail again).
+// entry is one request on its way: its position in the stream and body.
+type entry struct {
+	index int
+	req   merchantsync.SyncRequest
+	body  string
+}
+
+// SendAll sends every request received from reqs until it is closed, in
+// full batches of ten (SendMessageBatch) whatever the order in which they
+// arrive, with Concurrency calls in flight. Entries SQS reports Failed with
+// SenderFault=false (throttling, internal errors) are sent again, alone,
+// with exponential backoff and full jitter, at most MaxAttempts calls per
+// batch and never past ctx. Entries Failed with SenderFault=true, and
+// requests that do not encode, are not retried (they would fail again).
 //
 // Requests that could not be sent are returned in a *BatchError; the rest
 // were sent. A call that fails as a whole (after the SDK's own retries)
-// stops SendBatch and is returned as is: some batches may have been sent
-// already, which is safe to repeat because the sync worker skips duplicate
-// deliveries of a run.
-func (q *Queue) SendBatch(ctx context.Context, reqs []merchantsync.SyncRequest) (SendStats, error) {
-	bodies := make([]string, len(reqs))
-	for i, r := range reqs {
-		b, err := encode(r)
-		if err != nil {
-			return SendStats{}, fmt.Errorf("queue: request #%d: %w", i, err)
-		}
-		bodies[i] = b
-	}
+// stops the sending and is returned as is; SendAll still reads reqs to its
+// end, so a producer is never left blocked. Some batches may have been
+// sent already, which is safe to repeat because the sync worker skips
+// duplicate deliveries of a run.
+func (q *Queue) SendAll(ctx context.Context, reqs <-chan merchantsync.SyncRequest) (SendStats, error) {
 	conc := q.Concurrency
 	if conc <= 0 {
 		conc = 4
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-
 	var (
 		mu       sync.Mutex
 		stats    SendStats
 		failed   []FailedEntry
 		firstErr error
 		wg       sync.WaitGroup
-		next     = make(chan int)
+		batches  = make(chan []entry)
 	)
-	for range min(conc, (len(reqs)+MaxBatch-1)/MaxBatch) {
+	for range conc {
 		wg.Go(func() {
-			for start := range next {
-				end := min(start+MaxBatch, len(reqs))
-				st, fl, err := q.sendChunk(ctx, reqs, bodies, start, end)
+			for b := range batches {
+				st, fl, err := q.sendChunk(ctx, b)
 				mu.Lock()
 				stats.Sent += st.Sent
 				stats.Calls += st.Calls
@@ -169,15 +161,39 @@ func (q *Queue) SendBatch(ctx context.Context, reqs []merchantsync.SyncRequest) 
 			}
 		})
 	}
-feed:
-	for start := 0; start < len(reqs); start += MaxBatch {
+	flush := func(b []entry) {
+		if len(b) == 0 {
+			return
+		}
 		select {
-		case next <- start:
+		case batches <- b:
 		case <-ctx.Done():
-			break feed
 		}
 	}
-	close(next)
+	var buf []entry
+	n := 0
+	for r := range reqs {
+		i := n
+		n++
+		if ctx.Err() != nil {
+			continue // stopped: drain, so the producer can finish
+		}
+		body, err := merchantsync.EncodeSyncRequest(r)
+		if err != nil {
+			mu.Lock()
+			failed = append(failed, FailedEntry{Index: i, TenantID: r.TenantID, RunID: r.RunID,
+				Code: merchantsync.ErrorCode(err), Message: err.Error(), SenderFault: true})
+			mu.Unlock()
+			continue
+		}
+		buf = append(buf, entry{index: i, req: r, body: body})
+		if len(buf) == MaxBatch {
+			flush(buf)
+			buf = nil
+		}
+	}
+	flush(buf)
+	close(batches)
 	wg.Wait()
 
 	if firstErr != nil {
@@ -190,17 +206,31 @@ feed:
 	return stats, nil
 }
 
-// sendChunk sends reqs[start:end] (at most ten) until every entry is sent,
+// SendBatch sends reqs through SendAll.
+func (q *Queue) SendBatch(ctx context.Context, reqs []merchantsync.SyncRequest) (SendStats, error) {
+	ch := make(chan merchantsync.SyncRequest)
+	go func() {
+		defer close(ch)
+		for _, r := range reqs {
+			ch <- r
+		}
+	}()
+	return q.SendAll(ctx, ch)
+}
+
+// sendChunk sends one batch (at most ten) until every entry is sent,
 // refused for good, or out of attempts.
-func (q *Queue) sendChunk(ctx context.Context, reqs []merchantsync.SyncRequest, bodies []string, start, end int) (SendStats, []FailedEntry, error) {
+func (q *Queue) sendChunk(ctx context.Context, batch []entry) (SendStats, []FailedEntry, error) {
 	var st SendStats
 	maxAttempts := q.MaxAttempts
 	if maxAttempts <= 0 {
 		maxAttempts = 5
 	}
-	pending := make([]int, 0, end-start)
-	for i := start; i < end; i++ {
-		pending = append(pending, i)
+	byIndex := make(map[int]entry, len(batch))
+	pending := make([]int, 0, len(batch))
+	for _, e := range batch {
+		byIndex[e.index] = e
+		pending = append(pending, e.index)
 	}
 	var final []FailedEntry
 	lastFailure := map[int]types.BatchResultErrorEntry{}
@@ -216,8 +246,8 @@ func (q *Queue) sendChunk(ctx context.Context, reqs []merchantsync.SyncRequest, 
 		}
 		entries := make([]types.SendMessageBatchRequestEntry, len(pending))
 		for k, i := range pending {
-			// Ids need only be unique within a call: the index in reqs is.
-			entries[k] = types.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(bodies[i])}
+			// Ids need only be unique within a call: the stream index is.
+			entries[k] = types.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(byIndex[i].body)}
 		}
 		out, err := q.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(q.url), Entries: entries})
 		st.Calls++
@@ -240,7 +270,7 @@ func (q *Queue) sendChunk(ctx context.Context, reqs []merchantsync.SyncRequest, 
 			}
 			done[i] = true
 			if f.SenderFault {
-				final = append(final, failedEntry(reqs, i, f))
+				final = append(final, failedEntry(byIndex[i], f))
 				continue
 			}
 			lastFailure[i] = f
@@ -258,7 +288,7 @@ func (q *Queue) sendChunk(ctx context.Context, reqs []merchantsync.SyncRequest, 
 		pending = retry
 	}
 	for _, i := range pending {
-		final = append(final, failedEntry(reqs, i, lastFailure[i]))
+		final = append(final, failedEntry(byIndex[i], lastFailure[i]))
 	}
 	return st, final, nil
 }
@@ -276,9 +306,9 @@ func entryIndex(id *string, pending []int) (int, bool) {
 	return 0, false
 }
 
-func failedEntry(reqs []merchantsync.SyncRequest, i int, f types.BatchResultErrorEntry) FailedEntry {
+func failedEntry(e entry, f types.BatchResultErrorEntry) FailedEntry {
 	return FailedEntry{
-		Index: i, TenantID: reqs[i].TenantID, RunID: reqs[i].RunID,
+		Index: e.index, TenantID: e.req.TenantID, RunID: e.req.RunID,
 		Code: aws.ToString(f.Code), Message: aws.ToString(f.Message), SenderFault: f.SenderFault,
 	}
 }
@@ -304,117 +334,7 @@ func (q *Queue) delay(n int) time.Duration {
 	return backoff.Jitter(n-1, base, maxd)
 }
 
-// encode validates req and returns its JSON body.
-func encode(req merchantsync.SyncRequest) (string, error) {
-	if err := validate(req); err != nil {
-		return "", err
-	}
-	b, err := json.Marshal(req)
-	if err != nil {
-		return "", fmt.Errorf("queue: encode: %w", err)
-	}
-	if len(b) > maxBody {
-		// JSON escaping can grow a request past what DecodeSyncRequest
-		// reads: never send a message the consumer would drop.
-		return "", merchantsync.Errorf(merchantsync.EInvalid, "sync request encodes to %d bytes, more than %d", len(b), maxBody)
-	}
-	return string(b), nil
-}
-
-// maxBody bounds what DecodeSyncRequest reads; real requests are ~200 bytes.
-const maxBody = 16 << 10
-
-// DecodeSyncRequest decodes a message body strictly: one JSON object, no
-// unknown fields, every required field present and valid. Its errors are
-// *merchantsync.Error with code EInvalid (or EInvalidJSON): a message that
-// fails to decode will never decode, so the consumer should drop it (or let
-// it go to the DLQ) rather than retry.
-func DecodeSyncRequest(body string) (merchantsync.SyncRequest, error) {
-	var req merchantsync.SyncRequest
-	if len(body) > maxBody {
-		return req, merchantsync.Errorf(merchantsync.EInvalidJSON, "sync request is %d bytes, more than %d", len(body), maxBody)
-	}
-	if err := checkKeys(body); err != nil {
-		return req, err
-	}
-	dec := json.NewDecoder(strings.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return merchantsync.SyncRequest{}, merchantsync.Errorf(merchantsync.EInvalidJSON, "sync request is not valid JSON: %v", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return merchantsync.SyncRequest{}, merchantsync.Errorf(merchantsync.EInvalidJSON, "sync request has data after the JSON object")
-	}
-	if err := validate(req); err != nil {
-		return merchantsync.SyncRequest{}, err
-	}
-	return req, nil
-}
-
-// syncRequestKeys are SyncRequest's JSON keys, exactly as spelled.
-var syncRequestKeys = map[string]bool{"tenantId": true, "network": true, "runId": true, "trigger": true, "scheduleRunId": true}
-
-// checkKeys makes decoding stricter than encoding/json: the body must be
-// one object whose keys are SyncRequest's, spelled exactly (encoding/json
-// would take "TenantID" for "tenantId") and each at most once.
-func checkKeys(body string) error {
-	bad := func(format string, args ...any) error {
-		return merchantsync.Errorf(merchantsync.EInvalidJSON, "sync request "+format, args...)
-	}
-	dec := json.NewDecoder(strings.NewReader(body))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		if string(bytes.TrimSpace([]byte(body))) == "null" {
-			return nil // decodes to the zero request: "required" errors follow
-		}
-		return bad("is not a JSON object")
-	}
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return bad("is not valid JSON: %v", err)
-		}
-		key, _ := tok.(string)
-		if !syncRequestKeys[key] {
-			return bad("has an unknown field %q", key)
-		}
-		if seen[key] {
-			return bad("has the field %q twice", key)
-		}
-		seen[key] = true
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return bad("is not valid JSON: %v", err)
-		}
-	}
-	return nil
-}
-
-func validate(req merchantsync.SyncRequest) error {
-	missing := func(field string) error {
-		return merchantsync.FieldError(merchantsync.EInvalid, field, "sync request: "+field+" is required")
-	}
-	switch {
-	case strings.TrimSpace(req.TenantID) == "":
-		return missing("tenantId")
-	case req.Network == "":
-		return missing("network")
-	case strings.TrimSpace(req.RunID) == "":
-		return missing("runId")
-	case req.Trigger == "":
-		return missing("trigger")
-	}
-	if _, ok := merchantsync.LookupNetwork(req.Network); !ok {
-		return merchantsync.FieldError(merchantsync.EInvalid, "network", fmt.Sprintf("sync request: unknown network %q", req.Network))
-	}
-	switch req.Trigger {
-	case merchantsync.TriggerManual:
-	case merchantsync.TriggerSchedule:
-		if req.ScheduleRunID == "" {
-			return missing("scheduleRunId")
-		}
-	default:
-		return merchantsync.FieldError(merchantsync.EInvalid, "trigger", fmt.Sprintf("sync request: unknown trigger %q", req.Trigger))
-	}
-	return nil
-}
+var (
+	_ merchantsync.SyncQueue   = (*Queue)(nil)
+	_ merchantsync.Redeliverer = (*Queue)(nil)
+)

@@ -47,7 +47,7 @@ func drain(t testing.TB, client *sqs.Client, url string) []merchantsync.SyncRequ
 		}
 		var del []types.DeleteMessageBatchRequestEntry
 		for i, m := range out.Messages {
-			req, err := queue.DecodeSyncRequest(aws.ToString(m.Body))
+			req, err := merchantsync.DecodeSyncRequest(aws.ToString(m.Body))
 			if err != nil {
 				t.Fatalf("DecodeSyncRequest(%q): %v", aws.ToString(m.Body), err)
 			}
@@ -66,7 +66,7 @@ func peek(t testing.TB, url string) []merchantsync.SyncRequest {
 	t.Helper()
 	var out []merchantsync.SyncRequest
 	for _, b := range sqstest.Peek(url) {
-		req, err := queue.DecodeSyncRequest(b)
+		req, err := merchantsync.DecodeSyncRequest(b)
 		if err != nil {
 			t.Fatalf("DecodeSyncRequest(%q): %v", b, err)
 		}
@@ -118,7 +118,7 @@ func TestSendReceiveRoundTrip(t *testing.T) {
 		t.Fatalf("ReceiveMessage = %+v, %v", out, err)
 	}
 	m := out.Messages[0]
-	got, err := queue.DecodeSyncRequest(aws.ToString(m.Body))
+	got, err := merchantsync.DecodeSyncRequest(aws.ToString(m.Body))
 	if err != nil || got != want {
 		t.Fatalf("decoded %+v, %v; want %+v", got, err, want)
 	}
@@ -301,22 +301,27 @@ func TestSendRejectsInvalidRequests(t *testing.T) {
 	if err := q.Send(context.Background(), bad); merchantsync.ErrorCode(err) != merchantsync.EInvalid {
 		t.Errorf("Send of an invalid request: %v", err)
 	}
+	// In a stream, an invalid request is reported and never sent; it does
+	// not hold back the valid ones.
 	reqs := append(requests(5), bad)
-	if st, err := q.SendBatch(context.Background(), reqs); err == nil || st.Calls != 0 {
-		t.Errorf("SendBatch with an invalid request: %+v, %v; want an error before any call", st, err)
+	st, err := q.SendBatch(context.Background(), reqs)
+	var be *queue.BatchError
+	if !errors.As(err, &be) || len(be.Failed) != 1 || be.Failed[0].Index != 5 || !be.Failed[0].SenderFault ||
+		be.Failed[0].Code != merchantsync.EInvalid || st.Sent != 5 || st.Calls != 1 {
+		t.Errorf("SendBatch with an invalid request: %+v, %v", st, err)
 	}
-	if n := count(t, client, url); n != 0 {
-		t.Errorf("queue holds %d", n)
+	if n := count(t, client, url); n != 5 {
+		t.Errorf("queue holds %d, want the 5 valid requests", n)
 	}
 }
 
 func TestDecodeSyncRequest(t *testing.T) {
 	ok := `{"tenantId":"auth0|a","network":"rakuten","runId":"r1","trigger":"manual"}`
-	if got, err := queue.DecodeSyncRequest(ok); err != nil || got.TenantID != "auth0|a" || got.Trigger != merchantsync.TriggerManual {
+	if got, err := merchantsync.DecodeSyncRequest(ok); err != nil || got.TenantID != "auth0|a" || got.Trigger != merchantsync.TriggerManual {
 		t.Fatalf("DecodeSyncRequest(ok) = %+v, %v", got, err)
 	}
 	sched := `{"tenantId":"t","network":"rakuten","runId":"r1","trigger":"schedule","scheduleRunId":"s1"}`
-	if got, err := queue.DecodeSyncRequest(sched); err != nil || got.ScheduleRunID != "s1" {
+	if got, err := merchantsync.DecodeSyncRequest(sched); err != nil || got.ScheduleRunID != "s1" {
 		t.Fatalf("DecodeSyncRequest(sched) = %+v, %v", got, err)
 	}
 	for _, tc := range []struct {
@@ -344,7 +349,7 @@ func TestDecodeSyncRequest(t *testing.T) {
 		{"huge", `{"tenantId":"` + strings.Repeat("a", 20_000) + `"}`, merchantsync.EInvalidJSON, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := queue.DecodeSyncRequest(tc.body)
+			got, err := merchantsync.DecodeSyncRequest(tc.body)
 			if err == nil {
 				t.Fatalf("accepted: %+v", got)
 			}

@@ -1,9 +1,10 @@
-// Package secrets keeps each tenant's network credentials in AWS Secrets
-// Manager: one secret per tenant × network, named under a stack prefix
-// (merchantsync/<stage>/<network>/<tenant>), holding a JSON document.
+// Package secrets is merchantsync's CredentialStore on AWS Secrets Manager:
+// one secret per connection of a tenant's network account, named under a
+// stack prefix (merchantsync/<stage>/<network>/<tenant>/<connection>),
+// holding a JSON document.
 //
-// Nothing here ever puts a secret value into an error, a log line or a
-// String() result: errors name the secret, never its contents.
+// Nothing here ever puts a secret value into an error or a log line:
+// errors name the secret, never its contents.
 package secrets
 
 import (
@@ -13,7 +14,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"regexp"
 	"strings"
 	"time"
@@ -26,16 +26,16 @@ import (
 	"github.com/merchantsync/merchantsync/internal/merchantsync"
 )
 
-// Auth schemes a Rakuten token request can use; Secret.AuthScheme records the
+// Auth schemes a token request can use; Credentials.AuthScheme records the
 // one that worked.
 const (
 	AuthBasic  = "Basic"
 	AuthBearer = "Bearer"
 )
 
-// Secret is what merchantsync keeps about one tenant's connection to one
-// network. The password the user typed is never part of it.
-type Secret struct {
+// document is the JSON a secret holds: merchantsync.Credentials with
+// stable field names (they are read back by every later version).
+type document struct {
 	ClientID     string    `json:"clientId"`
 	ClientSecret string    `json:"clientSecret"`
 	SiteID       string    `json:"siteId,omitempty"`
@@ -44,38 +44,6 @@ type Secret struct {
 	AccessExpiry time.Time `json:"accessExpiry,omitzero"`
 	AuthScheme   string    `json:"authScheme,omitempty"` // AuthBasic or AuthBearer
 	UpdatedAt    time.Time `json:"updatedAt,omitzero"`
-}
-
-// String hides every credential so that a Secret printed by mistake with
-// %v, %+v or %s leaks nothing.
-func (s Secret) String() string {
-	return fmt.Sprintf("secrets.Secret{ClientID:%s ClientSecret:%s SiteID:%q RefreshToken:%s AccessToken:%s AccessExpiry:%s AuthScheme:%q UpdatedAt:%s}",
-		redact(s.ClientID), redact(s.ClientSecret), s.SiteID, redact(s.RefreshToken), redact(s.AccessToken),
-		s.AccessExpiry.Format(time.RFC3339), s.AuthScheme, s.UpdatedAt.Format(time.RFC3339))
-}
-
-// GoString hides credentials from %#v as well.
-func (s Secret) GoString() string { return s.String() }
-
-// LogValue hides credentials from log/slog.
-func (s Secret) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("clientId", redact(s.ClientID)),
-		slog.String("clientSecret", redact(s.ClientSecret)),
-		slog.String("siteId", s.SiteID),
-		slog.String("refreshToken", redact(s.RefreshToken)),
-		slog.String("accessToken", redact(s.AccessToken)),
-		slog.Time("accessExpiry", s.AccessExpiry),
-		slog.String("authScheme", s.AuthScheme),
-		slog.Time("updatedAt", s.UpdatedAt),
-	)
-}
-
-func redact(v string) string {
-	if v == "" {
-		return `""`
-	}
-	return "[REDACTED]"
 }
 
 // maxSecretSize is Secrets Manager's limit on SecretString (bytes).
@@ -165,12 +133,12 @@ func (s *Store) name(tenant, network, conn string) (string, error) {
 	return n, nil
 }
 
-// Create stores sec as the secret of a new connection conn of tenant ×
+// CreateCredentials stores sec as the secret of a new connection k of tenant ×
 // network. UpdatedAt is set to now when zero. Each connect has a new
 // connection id, so the name is always free: a secret that already exists
 // under it is merchantsync.EConflict and is left as it is.
-func (s *Store) Create(ctx context.Context, tenant, network, conn string, sec Secret) error {
-	name, err := s.name(tenant, network, conn)
+func (s *Store) CreateCredentials(ctx context.Context, k merchantsync.ConnectionKey, sec merchantsync.Credentials) error {
+	name, err := s.name(k.TenantID, k.Network, k.ID)
 	if err != nil {
 		return err
 	}
@@ -198,15 +166,15 @@ func (s *Store) Create(ctx context.Context, tenant, network, conn string, sec Se
 	return nil
 }
 
-// Update writes a new version of an existing connection's secret (a
+// UpdateCredentials writes a new version of an existing connection's secret (a
 // rotated refresh token, a fresh access token) and never creates one: a sync
 // that races a disconnect or reconnect must not bring the old credentials
 // back. A missing secret, or one being deleted, is
 // merchantsync.EConnectionChanged: that connection has ended. Update needs
 // only secretsmanager:PutSecretValue, so the sync function needs no
 // CreateSecret.
-func (s *Store) Update(ctx context.Context, tenant, network, conn string, sec Secret) error {
-	name, err := s.name(tenant, network, conn)
+func (s *Store) UpdateCredentials(ctx context.Context, k merchantsync.ConnectionKey, sec merchantsync.Credentials) error {
+	name, err := s.name(k.TenantID, k.Network, k.ID)
 	if err != nil {
 		return err
 	}
@@ -217,7 +185,7 @@ func (s *Store) Update(ctx context.Context, tenant, network, conn string, sec Se
 	if err := s.putValue(ctx, name, body); err != nil {
 		if notFound(err) || scheduledForDeletion(err) {
 			return fmt.Errorf("secrets: update %s: %w", name,
-				merchantsync.Errorf(merchantsync.EConnectionChanged, "These %s credentials were disconnected or replaced.", network))
+				merchantsync.Errorf(merchantsync.EConnectionChanged, "These %s credentials were disconnected or replaced.", k.Network))
 		}
 		return fmt.Errorf("secrets: update %s: %w", name, err)
 	}
@@ -232,7 +200,7 @@ func (s *Store) putValue(ctx context.Context, name, body string) error {
 	return err
 }
 
-func (s *Store) encode(sec Secret) (string, error) {
+func (s *Store) encode(sec merchantsync.Credentials) (string, error) {
 	if sec.AuthScheme != "" && sec.AuthScheme != AuthBasic && sec.AuthScheme != AuthBearer {
 		return "", errors.New("invalid auth scheme: want Basic or Bearer") // never quote the input
 	}
@@ -243,7 +211,7 @@ func (s *Store) encode(sec Secret) (string, error) {
 		}
 		sec.UpdatedAt = now().UTC()
 	}
-	b, err := json.Marshal(sec)
+	b, err := json.Marshal(document(sec))
 	if err != nil {
 		// json.Marshal of this struct cannot fail; do not wrap in case a
 		// future field's error would quote a value.
@@ -260,11 +228,11 @@ func (s *Store) encode(sec Secret) (string, error) {
 // it can quote bytes of the secret.
 var ErrMalformed = errors.New("secret value is not a merchantsync credentials document")
 
-// Get reads the secret of connection conn of tenant × network. A secret
+// GetCredentials reads the secret of connection k. A secret
 // that does not exist (never connected, or disconnected or replaced since)
 // is merchantsync.ENotConnected.
-func (s *Store) Get(ctx context.Context, tenant, network, conn string) (*Secret, error) {
-	name, err := s.name(tenant, network, conn)
+func (s *Store) GetCredentials(ctx context.Context, k merchantsync.ConnectionKey) (*merchantsync.Credentials, error) {
+	name, err := s.name(k.TenantID, k.Network, k.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -272,30 +240,31 @@ func (s *Store) Get(ctx context.Context, tenant, network, conn string) (*Secret,
 	if err != nil {
 		if notFound(err) || scheduledForDeletion(err) {
 			return nil, fmt.Errorf("secrets: get %s: %w", name,
-				merchantsync.Errorf(merchantsync.ENotConnected, "No credentials are connected for %s.", network))
+				merchantsync.Errorf(merchantsync.ENotConnected, "No credentials are connected for %s.", k.Network))
 		}
 		return nil, fmt.Errorf("secrets: get %s: %w", name, err)
 	}
 	if out.SecretString == nil {
 		return nil, fmt.Errorf("secrets: get %s: %w", name, ErrMalformed)
 	}
-	var sec Secret
+	var doc document
 	dec := json.NewDecoder(strings.NewReader(*out.SecretString))
-	if err := dec.Decode(&sec); err != nil {
+	if err := dec.Decode(&doc); err != nil {
 		return nil, fmt.Errorf("secrets: get %s: %w", name, ErrMalformed)
 	}
-	return &sec, nil
+	c := merchantsync.Credentials(doc)
+	return &c, nil
 }
 
-// Delete removes the secret of connection conn of tenant × network at once.
+// DeleteCredentials removes the secret of connection k at once.
 // A secret that does not exist is not an error (disconnecting twice is fine).
 //
 // ForceDeleteWithoutRecovery: the credentials of an ended connection must
 // stop existing at once (a recovery window would keep them for 7–30 days),
 // and the publisher can always enter them again, so there is nothing worth
 // recovering.
-func (s *Store) Delete(ctx context.Context, tenant, network, conn string) error {
-	name, err := s.name(tenant, network, conn)
+func (s *Store) DeleteCredentials(ctx context.Context, k merchantsync.ConnectionKey) error {
+	name, err := s.name(k.TenantID, k.Network, k.ID)
 	if err != nil {
 		return err
 	}
@@ -340,3 +309,5 @@ func sha256Hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
 }
+
+var _ merchantsync.CredentialStore = (*Store)(nil)

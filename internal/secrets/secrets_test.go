@@ -34,8 +34,8 @@ func newStore(t *testing.T) (*secrets.Store, *secretstest.Fake, *secretsmanager.
 	return st, fake, client
 }
 
-func sample(n int) secrets.Secret {
-	return secrets.Secret{
+func sample(n int) merchantsync.Credentials {
+	return merchantsync.Credentials{
 		ClientID:     fmt.Sprintf("client-id-%d", n),
 		ClientSecret: fmt.Sprintf("CLIENT-SECRET-VALUE-%d", n),
 		SiteID:       "3456789",
@@ -53,10 +53,10 @@ func TestPutGetDeleteRoundTrip(t *testing.T) {
 	tenant, net := "auth0|abc123", merchantsync.NetworkRakuten
 
 	want := sample(1)
-	if err := st.Create(ctx, tenant, net, conn, want); err != nil {
+	if err := st.CreateCredentials(ctx, merchantsync.ConnectionKey{TenantID: tenant, Network: net, ID: conn}, want); err != nil {
 		t.Fatalf("Put: %v", err)
 	}
-	got, err := st.Get(ctx, tenant, net, conn)
+	got, err := st.GetCredentials(ctx, merchantsync.ConnectionKey{TenantID: tenant, Network: net, ID: conn})
 	if err != nil {
 		t.Fatalf("Get: %v", err)
 	}
@@ -76,11 +76,11 @@ func TestPutGetDeleteRoundTrip(t *testing.T) {
 	}
 
 	// Creating the same connection again is refused and changes nothing.
-	err = st.Create(ctx, tenant, net, conn, sample(2))
+	err = st.CreateCredentials(ctx, merchantsync.ConnectionKey{TenantID: tenant, Network: net, ID: conn}, sample(2))
 	if merchantsync.ErrorCode(err) != merchantsync.EConflict {
 		t.Fatalf("second Create of one connection: %v, want %s", err, merchantsync.EConflict)
 	}
-	if got, err = st.Get(ctx, tenant, net, conn); err != nil || *got != want {
+	if got, err = st.GetCredentials(ctx, merchantsync.ConnectionKey{TenantID: tenant, Network: net, ID: conn}); err != nil || *got != want {
 		t.Fatalf("Get after a refused Create = %v, %v", got, err)
 	}
 	if c, p := fake.Calls("CreateSecret"), fake.Calls("PutSecretValue"); c != 2 || p != 0 {
@@ -89,25 +89,25 @@ func TestPutGetDeleteRoundTrip(t *testing.T) {
 
 	// Update writes without creating.
 	want3 := sample(3)
-	if err := st.Update(ctx, tenant, net, conn, want3); err != nil {
+	if err := st.UpdateCredentials(ctx, merchantsync.ConnectionKey{TenantID: tenant, Network: net, ID: conn}, want3); err != nil {
 		t.Fatalf("Update: %v", err)
 	}
-	if got, _ = st.Get(ctx, tenant, net, conn); got == nil || *got != want3 {
+	if got, _ = st.GetCredentials(ctx, merchantsync.ConnectionKey{TenantID: tenant, Network: net, ID: conn}); got == nil || *got != want3 {
 		t.Fatalf("Get after Update = %v", got)
 	}
 
-	if err := st.Delete(ctx, tenant, net, conn); err != nil {
+	if err := st.DeleteCredentials(ctx, merchantsync.ConnectionKey{TenantID: tenant, Network: net, ID: conn}); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
 	if len(fake.All()) != 0 {
 		t.Fatalf("secret still stored after Delete: %v", keys(fake.All()))
 	}
-	_, err = st.Get(ctx, tenant, net, conn)
+	_, err = st.GetCredentials(ctx, merchantsync.ConnectionKey{TenantID: tenant, Network: net, ID: conn})
 	if merchantsync.ErrorCode(err) != merchantsync.ENotConnected {
 		t.Fatalf("Get after Delete: %v, want %s", err, merchantsync.ENotConnected)
 	}
 	// Deleting again is fine.
-	if err := st.Delete(ctx, tenant, net, conn); err != nil {
+	if err := st.DeleteCredentials(ctx, merchantsync.ConnectionKey{TenantID: tenant, Network: net, ID: conn}); err != nil {
 		t.Fatalf("second Delete: %v", err)
 	}
 }
@@ -119,10 +119,10 @@ func TestUpdatedAtDefaultsToNow(t *testing.T) {
 	st.Now = func() time.Time { return now }
 	sec := sample(1)
 	sec.UpdatedAt = time.Time{}
-	if err := st.Create(ctx, "t1", "rakuten", conn, sec); err != nil {
+	if err := st.CreateCredentials(ctx, merchantsync.ConnectionKey{TenantID: "t1", Network: "rakuten", ID: conn}, sec); err != nil {
 		t.Fatal(err)
 	}
-	got, err := st.Get(ctx, "t1", "rakuten", conn)
+	got, err := st.GetCredentials(ctx, merchantsync.ConnectionKey{TenantID: "t1", Network: "rakuten", ID: conn})
 	if err != nil || !got.UpdatedAt.Equal(now) {
 		t.Fatalf("UpdatedAt = %v, %v; want %v", got, err, now)
 	}
@@ -131,10 +131,10 @@ func TestUpdatedAtDefaultsToNow(t *testing.T) {
 func TestDeleteThenPutAgainAtOnce(t *testing.T) {
 	ctx := context.Background()
 	st, fake, client := newStore(t)
-	if err := st.Create(ctx, "tenant-1", "rakuten", conn, sample(1)); err != nil {
+	if err := st.CreateCredentials(ctx, merchantsync.ConnectionKey{TenantID: "tenant-1", Network: "rakuten", ID: conn}, sample(1)); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Delete(ctx, "tenant-1", "rakuten", conn); err != nil {
+	if err := st.DeleteCredentials(ctx, merchantsync.ConnectionKey{TenantID: "tenant-1", Network: "rakuten", ID: conn}); err != nil {
 		t.Fatal(err)
 	}
 	// Not merely scheduled for deletion: gone.
@@ -144,13 +144,13 @@ func TestDeleteThenPutAgainAtOnce(t *testing.T) {
 		t.Fatalf("DescribeSecret after Delete: %v, want ResourceNotFoundException", err)
 	}
 	before := fake.Calls("CreateSecret")
-	if err := st.Create(ctx, "tenant-1", "rakuten", conn, sample(2)); err != nil {
+	if err := st.CreateCredentials(ctx, merchantsync.ConnectionKey{TenantID: "tenant-1", Network: "rakuten", ID: conn}, sample(2)); err != nil {
 		t.Fatalf("Put right after Delete: %v", err)
 	}
 	if n := fake.Calls("CreateSecret") - before; n != 1 {
 		t.Errorf("reconnect took %d CreateSecret calls, want 1", n)
 	}
-	got, err := st.Get(ctx, "tenant-1", "rakuten", conn)
+	got, err := st.GetCredentials(ctx, merchantsync.ConnectionKey{TenantID: "tenant-1", Network: "rakuten", ID: conn})
 	if err != nil || *got != sample(2) {
 		t.Fatalf("Get = %v, %v", got, err)
 	}
@@ -162,16 +162,16 @@ func TestScheduledForDeletion(t *testing.T) {
 	ctx := context.Background()
 	st, _, client := newStore(t)
 	name := st.Name("t2", "rakuten", conn)
-	if err := st.Create(ctx, "t2", "rakuten", conn, sample(1)); err != nil {
+	if err := st.CreateCredentials(ctx, merchantsync.ConnectionKey{TenantID: "t2", Network: "rakuten", ID: conn}, sample(1)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := client.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String(name), RecoveryWindowInDays: aws.Int64(7)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Get(ctx, "t2", "rakuten", conn); merchantsync.ErrorCode(err) != merchantsync.ENotConnected {
+	if _, err := st.GetCredentials(ctx, merchantsync.ConnectionKey{TenantID: "t2", Network: "rakuten", ID: conn}); merchantsync.ErrorCode(err) != merchantsync.ENotConnected {
 		t.Fatalf("Get of a scheduled secret: %v", err)
 	}
-	if err := st.Update(ctx, "t2", "rakuten", conn, sample(2)); merchantsync.ErrorCode(err) != merchantsync.EConnectionChanged {
+	if err := st.UpdateCredentials(ctx, merchantsync.ConnectionKey{TenantID: "t2", Network: "rakuten", ID: conn}, sample(2)); merchantsync.ErrorCode(err) != merchantsync.EConnectionChanged {
 		t.Fatalf("Update of a scheduled secret: %v", err)
 	}
 }
@@ -185,8 +185,12 @@ func TestConcurrentCreates(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*n)
 	for i := range n {
-		wg.Go(func() { errs <- st.Create(ctx, "racer", "rakuten", fmt.Sprintf("conn-%02d", i), sample(i)) })
-		wg.Go(func() { errs <- st.Create(ctx, "same", "rakuten", conn, sample(i)) })
+		wg.Go(func() {
+			errs <- st.CreateCredentials(ctx, merchantsync.ConnectionKey{TenantID: "racer", Network: "rakuten", ID: fmt.Sprintf("conn-%02d", i)}, sample(i))
+		})
+		wg.Go(func() {
+			errs <- st.CreateCredentials(ctx, merchantsync.ConnectionKey{TenantID: "same", Network: "rakuten", ID: conn}, sample(i))
+		})
 	}
 	wg.Wait()
 	close(errs)
@@ -208,7 +212,7 @@ func TestConcurrentCreates(t *testing.T) {
 func TestUpdateNeverCreates(t *testing.T) {
 	ctx := context.Background()
 	st, fake, _ := newStore(t)
-	err := st.Update(ctx, "gone", "rakuten", conn, sample(1))
+	err := st.UpdateCredentials(ctx, merchantsync.ConnectionKey{TenantID: "gone", Network: "rakuten", ID: conn}, sample(1))
 	if merchantsync.ErrorCode(err) != merchantsync.EConnectionChanged {
 		t.Fatalf("Update of a missing secret: %v, want %s", err, merchantsync.EConnectionChanged)
 	}
@@ -219,7 +223,7 @@ func TestUpdateNeverCreates(t *testing.T) {
 
 func TestGetMissingIsNotConnected(t *testing.T) {
 	st, _, _ := newStore(t)
-	_, err := st.Get(context.Background(), "nobody", "rakuten", conn)
+	_, err := st.GetCredentials(context.Background(), merchantsync.ConnectionKey{TenantID: "nobody", Network: "rakuten", ID: conn})
 	if merchantsync.ErrorCode(err) != merchantsync.ENotConnected {
 		t.Fatalf("Get: %v, want %s", err, merchantsync.ENotConnected)
 	}
@@ -249,7 +253,7 @@ func TestNameTrickyTenants(t *testing.T) {
 	for _, tenant := range tenants {
 		name := st.Name(tenant, "rakuten", conn)
 		if tenant == "" {
-			if err := st.Create(ctx, tenant, "rakuten", conn, sample(0)); err == nil {
+			if err := st.CreateCredentials(ctx, merchantsync.ConnectionKey{TenantID: tenant, Network: "rakuten", ID: conn}, sample(0)); err == nil {
 				t.Errorf("Put with empty tenant succeeded")
 			}
 			continue
@@ -266,11 +270,11 @@ func TestNameTrickyTenants(t *testing.T) {
 		seen[name] = tenant
 		// And through the real SDK client and the validating fake.
 		sec := sample(len(seen))
-		if err := st.Create(ctx, tenant, "rakuten", conn, sec); err != nil {
+		if err := st.CreateCredentials(ctx, merchantsync.ConnectionKey{TenantID: tenant, Network: "rakuten", ID: conn}, sec); err != nil {
 			t.Errorf("Put(%q): %v", tenant, err)
 			continue
 		}
-		if got, err := st.Get(ctx, tenant, "rakuten", conn); err != nil || *got != sec {
+		if got, err := st.GetCredentials(ctx, merchantsync.ConnectionKey{TenantID: tenant, Network: "rakuten", ID: conn}); err != nil || *got != sec {
 			t.Errorf("Get(%q) = %v, %v", tenant, got, err)
 		}
 	}
@@ -285,7 +289,7 @@ func TestNameTrickyTenants(t *testing.T) {
 		t.Errorf("Name(auth0|abc) = %q", got)
 	}
 	// A bad network id is refused before any call.
-	if err := st.Create(ctx, "t", "Rakuten/../x", conn, sample(0)); err == nil {
+	if err := st.CreateCredentials(ctx, merchantsync.ConnectionKey{TenantID: "t", Network: "Rakuten/../x", ID: conn}, sample(0)); err == nil {
 		t.Errorf("Put with a bad network id succeeded")
 	}
 }
@@ -347,7 +351,7 @@ func TestFakeRejectsInvalidNames(t *testing.T) {
 	}
 	// A store whose prefix yields invalid names fails before calling AWS.
 	bad := secrets.New(client, "merchant sync", "")
-	if err := bad.Create(ctx, "t", "rakuten", conn, sample(0)); err == nil {
+	if err := bad.CreateCredentials(ctx, merchantsync.ConnectionKey{TenantID: "t", Network: "rakuten", ID: conn}, sample(0)); err == nil {
 		t.Errorf("Put with an invalid prefix succeeded")
 	}
 	if len(fake.All()) != 1 {
@@ -371,24 +375,24 @@ func TestErrorsNeverContainSecretValues(t *testing.T) {
 	}
 
 	fake.InjectError("CreateSecret", "InternalServiceError", 1)
-	check(st.Create(ctx, "leak", "rakuten", conn, sec))
-	if err := st.Create(ctx, "leak", "rakuten", conn, sec); err != nil {
+	check(st.CreateCredentials(ctx, merchantsync.ConnectionKey{TenantID: "leak", Network: "rakuten", ID: conn}, sec))
+	if err := st.CreateCredentials(ctx, merchantsync.ConnectionKey{TenantID: "leak", Network: "rakuten", ID: conn}, sec); err != nil {
 		t.Fatal(err)
 	}
 	fake.InjectError("CreateSecret", "LimitExceededException", 1)
-	check(st.Create(ctx, "leak", "rakuten", "other", sec))
-	check(st.Create(ctx, "leak", "rakuten", conn, sec)) // exists
+	check(st.CreateCredentials(ctx, merchantsync.ConnectionKey{TenantID: "leak", Network: "rakuten", ID: "other"}, sec))
+	check(st.CreateCredentials(ctx, merchantsync.ConnectionKey{TenantID: "leak", Network: "rakuten", ID: conn}, sec)) // exists
 	fake.InjectError("PutSecretValue", "EncryptionFailure", 1)
-	check(st.Update(ctx, "leak", "rakuten", conn, sec))
+	check(st.UpdateCredentials(ctx, merchantsync.ConnectionKey{TenantID: "leak", Network: "rakuten", ID: conn}, sec))
 	fake.InjectError("GetSecretValue", "DecryptionFailure", 1)
-	_, err := st.Get(ctx, "leak", "rakuten", conn)
+	_, err := st.GetCredentials(ctx, merchantsync.ConnectionKey{TenantID: "leak", Network: "rakuten", ID: conn})
 	check(err)
 	bad := sec
 	bad.AuthScheme = "Digest " + sec.ClientSecret
-	check(st.Create(ctx, "leak", "rakuten", conn, bad))
+	check(st.CreateCredentials(ctx, merchantsync.ConnectionKey{TenantID: "leak", Network: "rakuten", ID: conn}, bad))
 	huge := sec
 	huge.AccessToken = strings.Repeat(sec.AccessToken, 5000)
-	check(st.Create(ctx, "leak", "rakuten", conn, huge))
+	check(st.CreateCredentials(ctx, merchantsync.ConnectionKey{TenantID: "leak", Network: "rakuten", ID: conn}, huge))
 
 	// A corrupted secret: the decoder's error would quote it.
 	for _, raw := range []string{
@@ -399,7 +403,7 @@ func TestErrorsNeverContainSecretValues(t *testing.T) {
 		if _, err := client.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(st.Name("leak", "rakuten", conn)), SecretString: aws.String(raw)}); err != nil {
 			t.Fatal(err)
 		}
-		_, err := st.Get(ctx, "leak", "rakuten", conn)
+		_, err := st.GetCredentials(ctx, merchantsync.ConnectionKey{TenantID: "leak", Network: "rakuten", ID: conn})
 		if !errors.Is(err, secrets.ErrMalformed) {
 			t.Fatalf("Get of corrupted secret: %v, want ErrMalformed", err)
 		}
@@ -434,11 +438,11 @@ func TestSDKRetriesInjectedServerErrors(t *testing.T) {
 	client := fake.Client(t, func(o *secretsmanager.Options) { o.RetryMaxAttempts = 3 })
 	st := secrets.New(client, prefix, "")
 	ctx := context.Background()
-	if err := st.Create(ctx, "t", "rakuten", conn, sample(1)); err != nil {
+	if err := st.CreateCredentials(ctx, merchantsync.ConnectionKey{TenantID: "t", Network: "rakuten", ID: conn}, sample(1)); err != nil {
 		t.Fatal(err)
 	}
 	fake.InjectError("GetSecretValue", "InternalServiceError", 2)
-	if _, err := st.Get(ctx, "t", "rakuten", conn); err != nil {
+	if _, err := st.GetCredentials(ctx, merchantsync.ConnectionKey{TenantID: "t", Network: "rakuten", ID: conn}); err != nil {
 		t.Fatalf("Get with 2 transient failures: %v", err)
 	}
 	if n := fake.Calls("GetSecretValue"); n != 3 {
@@ -465,25 +469,25 @@ func TestConnectionsAreFenced(t *testing.T) {
 	if st.Name("t1", "rakuten", old) == st.Name("t1", "rakuten", cur) {
 		t.Fatal("two connections share a secret name")
 	}
-	if err := st.Create(ctx, "t1", "rakuten", old, sample(1)); err != nil {
+	if err := st.CreateCredentials(ctx, merchantsync.ConnectionKey{TenantID: "t1", Network: "rakuten", ID: old}, sample(1)); err != nil {
 		t.Fatal(err)
 	}
 	// Reconnect: the new connection's secret, then the old one deleted.
-	if err := st.Create(ctx, "t1", "rakuten", cur, sample(2)); err != nil {
+	if err := st.CreateCredentials(ctx, merchantsync.ConnectionKey{TenantID: "t1", Network: "rakuten", ID: cur}, sample(2)); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Delete(ctx, "t1", "rakuten", old); err != nil {
+	if err := st.DeleteCredentials(ctx, merchantsync.ConnectionKey{TenantID: "t1", Network: "rakuten", ID: old}); err != nil {
 		t.Fatal(err)
 	}
 	// A sync of the old connection saves its rotated token: refused.
-	err := st.Update(ctx, "t1", "rakuten", old, sample(3))
+	err := st.UpdateCredentials(ctx, merchantsync.ConnectionKey{TenantID: "t1", Network: "rakuten", ID: old}, sample(3))
 	if merchantsync.ErrorCode(err) != merchantsync.EConnectionChanged {
 		t.Fatalf("Update of an ended connection: %v, want %s", err, merchantsync.EConnectionChanged)
 	}
-	if got, err := st.Get(ctx, "t1", "rakuten", cur); err != nil || *got != sample(2) {
+	if got, err := st.GetCredentials(ctx, merchantsync.ConnectionKey{TenantID: "t1", Network: "rakuten", ID: cur}); err != nil || *got != sample(2) {
 		t.Fatalf("the current connection's secret after a stale Update: %v, %v", got, err)
 	}
-	if _, err := st.Get(ctx, "t1", "rakuten", old); merchantsync.ErrorCode(err) != merchantsync.ENotConnected {
+	if _, err := st.GetCredentials(ctx, merchantsync.ConnectionKey{TenantID: "t1", Network: "rakuten", ID: old}); merchantsync.ErrorCode(err) != merchantsync.ENotConnected {
 		t.Fatalf("the ended connection's secret came back: %v", err)
 	}
 	if n := len(fake.All()); n != 1 {
@@ -491,7 +495,7 @@ func TestConnectionsAreFenced(t *testing.T) {
 	}
 	// A connection id that is not a simple name segment is refused before any call.
 	for _, bad := range []string{"", "a/b", "../x", strings.Repeat("a", 65)} {
-		if err := st.Create(ctx, "t1", "rakuten", bad, sample(0)); err == nil {
+		if err := st.CreateCredentials(ctx, merchantsync.ConnectionKey{TenantID: "t1", Network: "rakuten", ID: bad}, sample(0)); err == nil {
 			t.Errorf("Put with connection id %q succeeded", bad)
 		}
 	}

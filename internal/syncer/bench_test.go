@@ -37,8 +37,7 @@ func benchSync(b *testing.B, merchants, churn int) {
 	e := newEnv(b)
 	sim := startSandboxProcess(b)
 	e.sim = sim
-	e.rk = e.newRakuten(sim.URL)
-	e.engine.Rakuten = e.rk
+	e.useRakuten(e.newRakuten(sim.URL))
 	acct := e.connect("bench", merchants)
 	if run := e.sync("bench"); run.State != merchantsync.RunSucceeded || run.MerchantsSynced != merchants {
 		b.Fatalf("baseline: %+v", run)
@@ -116,9 +115,9 @@ func BenchmarkDiff(b *testing.B) {
 			b.ReportAllocs()
 			var p plan
 			for b.Loop() {
-				pull := make([]pulled, len(raw))
+				pull := make([]merchantsync.Partnership, len(raw))
 				for i, r := range raw {
-					pull[i] = pulled{Region: r.region, AdvertiserID: r.mid, Name: r.name, ProgramStatus: "active", Norm: merchantsync.NormalizeRakuten(r.status)}
+					pull[i] = merchantsync.Partnership{RegionNetwork: r.region, AdvertiserID: r.mid, Name: r.name, ProgramStatus: "active", Status: merchantsync.NormalizeRakuten(r.status)}
 				}
 				p = diffPull("t", "rakuten", "run", now, now.Add(-24*time.Hour), stored, pull)
 			}

@@ -20,8 +20,7 @@ func TestPullByStatusAfterAnActiveOnlyAPI(t *testing.T) {
 	srv := httptest.NewServer(sb)
 	t.Cleanup(srv.Close)
 	e.sb, e.sim = sb, sb
-	e.rk = e.newRakuten(srv.URL)
-	e.engine.Rakuten = e.rk
+	e.useRakuten(e.newRakuten(srv.URL))
 	acct := e.connect("t1", 300)
 	counts := sb.CountsByStatus(acct.SiteID)
 
@@ -54,8 +53,7 @@ func TestPullByStatusAfterAnActiveOnlyAPI(t *testing.T) {
 		t.Fatalf("declined merchant after %d unfiltered syncs: %+v, want removed by missing", merchantsync.MissesBeforeRemoved, r)
 	}
 
-	e.rk = rakuten.New(rakuten.Config{BaseURL: srv.URL, RequestsPerMinute: -1, PullByStatus: true})
-	e.engine.Rakuten = e.rk
+	e.useRakuten(rakuten.New(rakuten.Config{BaseURL: srv.URL, RequestsPerMinute: -1, PullByStatus: true}))
 	since := e.clock.Now()
 	run = e.sync("t1")
 	if run.State != merchantsync.RunSucceeded || run.MerchantsSynced != 300 || !equalCounts(run.Counts, e.wantCounts(acct.SiteID)) {

@@ -22,16 +22,6 @@ type relKey struct {
 	mid    int64
 }
 
-// pulled is one partnership of this pull, already normalized.
-type pulled struct {
-	Region          int
-	AdvertiserID    int64
-	Name            string
-	ProgramStatus   string
-	Norm            merchantsync.Normalized
-	StatusUpdatedAt time.Time
-}
-
 // plan is what one successful pull changes.
 type plan struct {
 	Writes  []merchantsync.Relationship // only relationships that changed
@@ -69,12 +59,12 @@ func removedByMissing(r *merchantsync.Relationship) bool {
 //   - an empty pull while some stored relationship is not yet missing is
 //     suspicious: plan.Suspicious, no writes at all.
 func diffPull(tenantID, network, runID string, now, lastSyncAt time.Time,
-	stored []merchantsync.Relationship, pull []pulled) plan {
+	stored []merchantsync.Relationship, pull []merchantsync.Partnership) plan {
 
 	p := plan{Counts: make(map[merchantsync.Status]int)}
-	seen := make(map[relKey]*pulled, len(pull))
+	seen := make(map[relKey]*merchantsync.Partnership, len(pull))
 	for i := range pull {
-		seen[relKey{pull[i].Region, pull[i].AdvertiserID}] = &pull[i] // a repeated merchant: last one wins
+		seen[relKey{pull[i].RegionNetwork, pull[i].AdvertiserID}] = &pull[i] // a repeated merchant: last one wins
 	}
 	p.Pulled = len(seen)
 
@@ -130,9 +120,9 @@ func diffPull(tenantID, network, runID string, now, lastSyncAt time.Time,
 		nr.TenantID, nr.Network = tenantID, network
 		nr.Name = in.Name
 		nr.ProgramStatus = in.ProgramStatus
-		nr.Status = in.Norm.Status
-		nr.RawStatus = in.Norm.Raw
-		nr.Permanent = in.Norm.Permanent
+		nr.Status = in.Status.Status
+		nr.RawStatus = in.Status.Raw
+		nr.Permanent = in.Status.Permanent
 		nr.MissedPulls, nr.MissRunID = 0, ""
 		statusChanged := nr.Status != old.Status || nr.RawStatus != old.RawStatus
 		if statusChanged {
@@ -164,18 +154,18 @@ func diffPull(tenantID, network, runID string, now, lastSyncAt time.Time,
 		added = append(added, merchantsync.Relationship{
 			TenantID:        tenantID,
 			Network:         network,
-			RegionNetwork:   in.Region,
+			RegionNetwork:   in.RegionNetwork,
 			AdvertiserID:    in.AdvertiserID,
 			Name:            in.Name,
-			Status:          in.Norm.Status,
-			RawStatus:       in.Norm.Raw,
-			Permanent:       in.Norm.Permanent,
+			Status:          in.Status.Status,
+			RawStatus:       in.Status.Raw,
+			Permanent:       in.Status.Permanent,
 			ProgramStatus:   in.ProgramStatus,
 			StatusChangedAt: changedAt,
 			FirstSeenAt:     now,
 			LastSeenAt:      now,
 		})
-		p.Counts[in.Norm.Status]++
+		p.Counts[in.Status.Status]++
 	}
 	sort.Slice(added, func(i, j int) bool {
 		if added[i].RegionNetwork != added[j].RegionNetwork {

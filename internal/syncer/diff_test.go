@@ -8,8 +8,8 @@ import (
 	"github.com/merchantsync/merchantsync/internal/merchantsync"
 )
 
-func pulledOf(mid int64, raw string) pulled {
-	return pulled{Region: 1, AdvertiserID: mid, Name: "M", ProgramStatus: "active", Norm: merchantsync.NormalizeRakuten(raw)}
+func pulledOf(mid int64, raw string) merchantsync.Partnership {
+	return merchantsync.Partnership{RegionNetwork: 1, AdvertiserID: mid, Name: "M", ProgramStatus: "active", Status: merchantsync.NormalizeRakuten(raw)}
 }
 
 // apply mimics the store: writes replace stored relationships by key.
@@ -35,7 +35,7 @@ func TestDiffPullLifecycle(t *testing.T) {
 
 	// Baseline: three merchants, no change events.
 	p := diffPull("t", "rakuten", "r1", t0, time.Time{}, nil,
-		[]pulled{pulledOf(1, "active"), pulledOf(2, "pending"), pulledOf(3, "temp-remove")})
+		[]merchantsync.Partnership{pulledOf(1, "active"), pulledOf(2, "pending"), pulledOf(3, "temp-remove")})
 	if len(p.Writes) != 3 || len(p.Changes) != 0 || p.Pulled != 3 {
 		t.Fatalf("baseline: writes %d changes %d pulled %d", len(p.Writes), len(p.Changes), p.Pulled)
 	}
@@ -43,7 +43,7 @@ func TestDiffPullLifecycle(t *testing.T) {
 
 	// Same pull again: nothing to write.
 	p = diffPull("t", "rakuten", "r2", t0.Add(day), t0, stored,
-		[]pulled{pulledOf(1, "active"), pulledOf(2, "pending"), pulledOf(3, "temp-remove")})
+		[]merchantsync.Partnership{pulledOf(1, "active"), pulledOf(2, "pending"), pulledOf(3, "temp-remove")})
 	if len(p.Writes) != 0 || len(p.Changes) != 0 {
 		t.Fatalf("unchanged pull: writes %d changes %d", len(p.Writes), len(p.Changes))
 	}
@@ -52,7 +52,7 @@ func TestDiffPullLifecycle(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		now := t0.Add(time.Duration(1+i) * day)
 		p = diffPull("t", "rakuten", fmt.Sprintf("r-miss-%d", i), now, now.Add(-day), stored,
-			[]pulled{pulledOf(1, "active"), pulledOf(2, "active")})
+			[]merchantsync.Partnership{pulledOf(1, "active"), pulledOf(2, "active")})
 		stored = apply(stored, p.Writes)
 		wantChanges := 0
 		if i == 1 {
@@ -78,13 +78,13 @@ func TestDiffPullLifecycle(t *testing.T) {
 		t.Fatalf("merchant 3 after 3 misses: %+v", m3)
 	}
 	// A fourth miss writes nothing.
-	p = diffPull("t", "rakuten", "r6", t0.Add(6*day), t0.Add(5*day), stored, []pulled{pulledOf(1, "active"), pulledOf(2, "active")})
+	p = diffPull("t", "rakuten", "r6", t0.Add(6*day), t0.Add(5*day), stored, []merchantsync.Partnership{pulledOf(1, "active"), pulledOf(2, "active")})
 	if len(p.Writes) != 0 {
 		t.Fatalf("4th miss wrote %d", len(p.Writes))
 	}
 	// Comes back: one change, missed reset.
 	p = diffPull("t", "rakuten", "r7", t0.Add(7*day), t0.Add(6*day), stored,
-		[]pulled{pulledOf(1, "active"), pulledOf(2, "active"), pulledOf(3, "active")})
+		[]merchantsync.Partnership{pulledOf(1, "active"), pulledOf(2, "active"), pulledOf(3, "active")})
 	if len(p.Writes) != 1 || len(p.Changes) != 1 || p.Writes[0].MissedPulls != 0 || p.Changes[0].RawFrom != RawMissing {
 		t.Fatalf("reappear: %+v %+v", p.Writes, p.Changes)
 	}
@@ -99,8 +99,8 @@ func TestDiffPullLifecycle(t *testing.T) {
 func TestDiffPullRegionsAreDistinct(t *testing.T) {
 	now := time.Now().UTC()
 	a, b := pulledOf(7, "active"), pulledOf(7, "pending")
-	b.Region = 3
-	p := diffPull("t", "rakuten", "r", now, time.Time{}, nil, []pulled{a, b})
+	b.RegionNetwork = 3
+	p := diffPull("t", "rakuten", "r", now, time.Time{}, nil, []merchantsync.Partnership{a, b})
 	if p.Pulled != 2 || len(p.Writes) != 2 {
 		t.Fatalf("same MID in two regions: %+v", p)
 	}
@@ -113,7 +113,7 @@ func TestDiffPullRegionsAreDistinct(t *testing.T) {
 func TestDiffResumeAfterPartialWrite(t *testing.T) {
 	start := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
 	var stored []merchantsync.Relationship
-	var pull []pulled
+	var pull []merchantsync.Partnership
 	for i := range 40 {
 		st := "active"
 		stored = append(stored, merchantsync.Relationship{TenantID: "t", Network: "rakuten", RegionNetwork: 1, AdvertiserID: int64(100 + i),
@@ -123,7 +123,7 @@ func TestDiffResumeAfterPartialWrite(t *testing.T) {
 			if i < 10 { // 10 change status
 				raw = "pending"
 			}
-			pull = append(pull, pulled{Region: 1, AdvertiserID: int64(100 + i), Name: "m", Norm: merchantsync.NormalizeRakuten(raw)})
+			pull = append(pull, merchantsync.Partnership{RegionNetwork: 1, AdvertiserID: int64(100 + i), Name: "m", Status: merchantsync.NormalizeRakuten(raw)})
 		}
 	}
 	first := diffPull("t", "rakuten", "run-1", start, start.Add(-24*time.Hour), stored, pull)

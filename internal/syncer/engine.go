@@ -2,11 +2,16 @@
 // around it: the SQS sync worker (one message = one tenant × network) and
 // the daily scheduler that enqueues every due account.
 //
-// The engine implements DESIGN.md "The sync": lease, token refresh with the
-// rotated refresh token persisted before use, a full partnerships pull, a
-// diff that writes only what changed, and a run record. It depends on the
-// store, Secrets Manager and Rakuten only through the small interfaces
-// below, which *dynamo.Store, *secrets.Store and *rakuten.Client satisfy.
+// The engine runs one sync (docs/architecture.md, "The sync"): lease, a
+// full pull of the network's relationships, a diff that writes only what
+// changed, and a run record. It depends on the world only through the
+// domain's ports (merchantsync.Store, merchantsync.Network): tokens and
+// secrets stay behind the Network, which saves any token it obtains into
+// the connection's credentials before using it.
+//
+// Files: engine.go starts a run and decides whether it syncs at all;
+// pull.go pulls and applies; finish.go records how it ended; observe.go
+// logs and counts it; diff.go is the pure diff.
 //
 // Decisions worth knowing:
 //   - Outcomes: a nil error means the message is consumed (succeeded,
@@ -51,52 +56,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
 	"time"
 
-	"github.com/merchantsync/merchantsync/internal/dynamo"
 	"github.com/merchantsync/merchantsync/internal/merchantsync"
-	"github.com/merchantsync/merchantsync/internal/rakuten"
-	"github.com/merchantsync/merchantsync/internal/secrets"
-)
-
-// Store is what the engine needs from the table.
-type Store interface {
-	GetSettings(ctx context.Context, tenant string) (merchantsync.Settings, error)
-	GetAccount(ctx context.Context, tenant, network string) (*merchantsync.Account, error)
-	CreateRun(ctx context.Context, run merchantsync.Run) error
-	GetRun(ctx context.Context, tenant, network, runID string) (*merchantsync.Run, error)
-	PutRun(ctx context.Context, run merchantsync.Run) error
-	AcquireLease(ctx context.Context, tenant, network, conn, holder string, now, until time.Time) (bool, error)
-	ReleaseLease(ctx context.Context, tenant, network, runID string) error
-	ClearActiveRun(ctx context.Context, tenant, network, runID string) error
-	FinishRun(ctx context.Context, run merchantsync.Run, upd dynamo.AccountUpdate) error
-	AllRelationships(ctx context.Context, tenant, network string) ([]merchantsync.Relationship, error)
-	WriteRelationships(ctx context.Context, f merchantsync.Fence, rels []merchantsync.Relationship, changes []merchantsync.Change) (dynamo.WriteStats, error)
-}
-
-// Secrets is what the engine needs from Secrets Manager: read one
-// connection's credentials, and write a new version when Rakuten rotates
-// the refresh token. Update never creates a secret and each connection has
-// its own, so a sync racing a disconnect or reconnect can neither bring old
-// credentials back nor overwrite new ones.
-type Secrets interface {
-	Get(ctx context.Context, tenant, network, conn string) (*secrets.Secret, error)
-	Update(ctx context.Context, tenant, network, conn string, sec secrets.Secret) error
-}
-
-// Rakuten is what the engine needs from the Rakuten client.
-type Rakuten interface {
-	TokenSource(ctx context.Context, cr rakuten.Credentials, current *rakuten.Token, persist func(context.Context, *rakuten.Token) error) *rakuten.TokenSource
-	Partnerships(ctx context.Context, ts *rakuten.TokenSource, fn func([]rakuten.Partnership) error) (rakuten.PullStats, error)
-}
-
-var (
-	_ Store   = (*dynamo.Store)(nil)
-	_ Secrets = (*secrets.Store)(nil)
-	_ Rakuten = (*rakuten.Client)(nil)
 )
 
 // Defaults of the Engine's tunables.
@@ -108,9 +72,8 @@ const (
 // Engine syncs one tenant × network per call. The zero values of the
 // optional fields are usable.
 type Engine struct {
-	Store   Store
-	Secrets Secrets
-	Rakuten Rakuten
+	Store   merchantsync.Store
+	Network merchantsync.Network
 
 	Now      func() time.Time // default time.Now
 	LeaseTTL time.Duration    // default DefaultLeaseTTL
@@ -193,13 +156,6 @@ func leaseRun(holder string) string {
 	return run
 }
 
-// persistError marks a failure to save a rotated token, so the engine can
-// tell it from Rakuten's own errors.
-type persistError struct{ err error }
-
-func (p *persistError) Error() string { return "saving rotated token: " + p.err.Error() }
-func (p *persistError) Unwrap() error { return p.err }
-
 // Sync runs one sync request to its end and returns the run as recorded.
 //
 // A nil error means the message is consumed, whatever the run's state
@@ -215,7 +171,7 @@ func (e *Engine) Sync(ctx context.Context, req merchantsync.SyncRequest) (mercha
 		slog.String("run_id", req.RunID),
 		slog.String("trigger", string(req.Trigger)),
 	)
-	if err := validate(req); err != nil {
+	if err := req.Validate(); err != nil {
 		log.LogAttrs(ctx, slog.LevelError, "sync: invalid request", slog.String("error", err.Error()))
 		return merchantsync.Run{}, err
 	}
@@ -228,42 +184,6 @@ func (e *Engine) Sync(ctx context.Context, req merchantsync.SyncRequest) (mercha
 	return run, err
 }
 
-// giveUp ends a run after an internal fault on its message's last delivery:
-// nothing will resume it, so it is recorded failed rather than left running.
-// If even that cannot be written, the fault is returned and the message
-// goes to the dead-letter queue (and its alarm) as it is.
-func (s *syncRun) giveUp(ctx context.Context, run merchantsync.Run, cause error) (merchantsync.Run, error) {
-	s.log.LogAttrs(ctx, slog.LevelError, "sync: internal fault on the last delivery; failing the run", slog.String("error", cause.Error()))
-	if run.RunID == "" {
-		return run, cause
-	}
-	s.reauth = false
-	failed, err := s.fail(ctx, run, merchantsync.StateError, &merchantsync.RunError{
-		Code:    merchantsync.EInternal,
-		Message: "The sync kept failing because of an internal error and was stopped; merchants already updated keep their new status. It will be tried again at the next sync."})
-	if err == nil {
-		return failed, nil
-	}
-	return run, cause
-}
-
-func validate(req merchantsync.SyncRequest) error {
-	switch {
-	case req.TenantID == "":
-		return merchantsync.FieldError(merchantsync.EInvalid, "tenantId", "sync request without tenant")
-	case req.RunID == "":
-		return merchantsync.FieldError(merchantsync.EInvalid, "runId", "sync request without run id")
-	case req.Trigger != merchantsync.TriggerSchedule && req.Trigger != merchantsync.TriggerManual:
-		return merchantsync.FieldError(merchantsync.EInvalid, "trigger", fmt.Sprintf("unknown trigger %q", req.Trigger))
-	case req.Trigger == merchantsync.TriggerSchedule && req.ScheduleRunID == "":
-		return merchantsync.FieldError(merchantsync.EInvalid, "scheduleRunId", "scheduled sync request without schedule run id")
-	}
-	if _, ok := merchantsync.LookupNetwork(req.Network); !ok {
-		return merchantsync.FieldError(merchantsync.EInvalid, "network", fmt.Sprintf("unknown network %q", req.Network))
-	}
-	return nil
-}
-
 // syncRun is the state of one Sync call.
 type syncRun struct {
 	e     *Engine
@@ -271,19 +191,15 @@ type syncRun struct {
 	log   *slog.Logger
 	start time.Time
 
-	acct     *merchantsync.Account
-	conn     string // the connection this run syncs
-	leaseID  string // runID~nonce: this delivery's lease holder id
-	leased   bool
-	outcome  string // "succeeded", "failed", "skipped", "joined", "duplicate", "overtaken", "retry"
-	apiCalls int
-	pages    int
-	retries  int
-	throttle int
-	refresh  int
-	plan     *plan
-	stats    dynamo.WriteStats
-	reauth   bool
+	acct    *merchantsync.Account
+	conn    string // the connection this run syncs
+	leaseID string // runID~nonce: this delivery's lease holder id
+	leased  bool
+	outcome string // "succeeded", "failed", "skipped", "joined", "duplicate", "overtaken", "retry"
+	pull    merchantsync.PullStats
+	plan    *plan
+	stats   merchantsync.WriteStats
+	reauth  bool
 }
 
 func (s *syncRun) newRun(now time.Time) merchantsync.Run {
@@ -480,345 +396,4 @@ func (s *syncRun) abort(ctx context.Context, err error) error {
 	}
 	s.outcome = "retry"
 	return err
-}
-
-func (s *syncRun) pullAndApply(ctx context.Context, run merchantsync.Run) (merchantsync.Run, error) {
-	e, req := s.e, s.req
-
-	sec, err := e.Secrets.Get(ctx, req.TenantID, req.Network, s.conn)
-	if err != nil {
-		if merchantsync.ErrorCode(err) == merchantsync.ENotConnected {
-			// This connection's secret is gone: disconnected or replaced
-			// since the run read the account.
-			return s.overtaken(ctx, run)
-		}
-		return run, s.abort(ctx, retry("get secret", err))
-	}
-	cur := *sec
-	persist := func(ctx context.Context, t *rakuten.Token) error {
-		next := cur
-		next.RefreshToken = t.RefreshToken
-		if next.RefreshToken == "" {
-			next.RefreshToken = cur.RefreshToken // a grant without a refresh token keeps the old one
-		}
-		next.AccessToken = t.AccessToken
-		next.AccessExpiry = t.Expiry
-		next.AuthScheme = t.Scheme
-		next.UpdatedAt = e.now()
-		if err := e.Secrets.Update(ctx, req.TenantID, req.Network, s.conn, next); err != nil {
-			return &persistError{err}
-		}
-		cur = next
-		return nil
-	}
-	siteID := sec.SiteID
-	if siteID == "" && s.acct != nil {
-		siteID = s.acct.SiteID
-	}
-	creds := rakuten.Credentials{ClientID: sec.ClientID, ClientSecret: sec.ClientSecret, SiteID: siteID}
-	tok := &rakuten.Token{AccessToken: sec.AccessToken, RefreshToken: sec.RefreshToken, Expiry: sec.AccessExpiry, Scheme: sec.AuthScheme}
-
-	pctx, cancel := s.pullCtx(ctx)
-	defer cancel()
-	ts := e.Rakuten.TokenSource(pctx, creds, tok, persist)
-	var pull []pulled
-	stats, perr := e.Rakuten.Partnerships(pctx, ts, func(page []rakuten.Partnership) error {
-		for _, p := range page {
-			pull = append(pull, pulled{
-				Region:          p.Network,
-				AdvertiserID:    p.AdvertiserID,
-				Name:            p.Name,
-				ProgramStatus:   p.AdvertiserStatus,
-				Norm:            merchantsync.NormalizeRakuten(p.Status),
-				StatusUpdatedAt: p.StatusUpdatedAt,
-			})
-		}
-		return nil
-	})
-	s.noteStats(stats, ts)
-	run.APICalls = s.apiCalls
-	if perr != nil {
-		return s.pullFailed(ctx, run, perr, pctx.Err() != nil)
-	}
-
-	stored, err := e.Store.AllRelationships(ctx, req.TenantID, req.Network)
-	if err != nil {
-		return run, s.abort(ctx, retry("read relationships", err))
-	}
-	var lastSyncAt time.Time
-	if s.acct != nil {
-		lastSyncAt = s.acct.LastSyncAt
-	}
-	// Everything this run records is as of its start, so a resumed run
-	// computes the same keys and values as the attempt it resumes.
-	p := diffPull(req.TenantID, req.Network, req.RunID, run.StartedAt, lastSyncAt, stored, pull)
-	s.plan = &p
-	if p.Suspicious {
-		s.log.LogAttrs(ctx, slog.LevelWarn, "sync: Rakuten returned no partnerships although some are stored; nothing applied",
-			slog.Int("stored", len(stored)))
-		return s.fail(ctx, run, merchantsync.StateError, &merchantsync.RunError{
-			Code: merchantsync.ENetworkUnavailable,
-			Message: fmt.Sprintf("Rakuten returned no partnerships although %d merchants are stored; nothing was changed. "+
-				"This is usually a passing problem at Rakuten.", len(stored))})
-	}
-	if len(p.Writes) > 0 || len(p.Changes) > 0 {
-		fence := merchantsync.Fence{TenantID: req.TenantID, Network: req.Network, ConnectionID: s.conn, LeaseHolder: s.leaseID}
-		ws, err := e.Store.WriteRelationships(ctx, fence, p.Writes, p.Changes)
-		s.stats = ws
-		switch {
-		case err == nil:
-		case merchantsync.ErrorCode(err) == merchantsync.EConnectionChanged:
-			return s.overtaken(ctx, run)
-		case merchantsync.ErrorCode(err) == merchantsync.EConflict:
-			// Our lease expired and another sync of this connection took
-			// it: that sync does the work, this one stops writing.
-			s.leased = false
-			return s.join(ctx, run)
-		case errors.Is(err, merchantsync.ErrRejected):
-			s.log.LogAttrs(ctx, slog.LevelError, "sync: the table refused relationship data", slog.String("error", err.Error()))
-			return s.fail(ctx, run, merchantsync.StateError, &merchantsync.RunError{
-				Code: merchantsync.EInternal,
-				Message: "Some of Rakuten's data could not be stored, so the sync stopped; merchants already updated keep their new status. " +
-					"It will be tried again at the next sync."})
-		default:
-			return run, s.abort(ctx, retry("write relationships", err))
-		}
-	}
-
-	run.State = merchantsync.RunSucceeded
-	run.MerchantsSynced = p.Pulled
-	run.Counts = p.Counts
-	run.Changes = len(p.Changes)
-	run.FinishedAt = e.now()
-	run.Error = nil
-	upd := dynamo.AccountUpdate{State: merchantsync.StateConnected, Succeeded: true, Counts: p.Counts}
-	return s.finish(ctx, run, upd)
-}
-
-// pullCtx bounds the Rakuten pull so that FinishReserve is left to record
-// the outcome before ctx's deadline.
-func (s *syncRun) pullCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	if dl, ok := ctx.Deadline(); ok {
-		return context.WithDeadline(ctx, dl.Add(-s.e.finishReserve()))
-	}
-	return context.WithCancel(ctx)
-}
-
-// noteStats keeps the pull's figures. Rakuten calls = partnerships requests
-// (retries included) + tokens obtained. The client does not count token
-// requests that failed (a refused refresh before the token-key grant), so
-// those are missing from the figure.
-func (s *syncRun) noteStats(st rakuten.PullStats, ts *rakuten.TokenSource) {
-	s.pages = st.Pages
-	s.retries = st.Retries
-	s.throttle = st.Throttles
-	s.refresh = st.Refreshes
-	if ts != nil {
-		s.refresh = max(s.refresh, ts.Refreshes())
-	}
-	s.apiCalls = st.Calls + s.refresh
-}
-
-// pullFailed turns a failed pull into a finished run (Rakuten's fault or the
-// credentials': consumed) or a retryable error (ours).
-func (s *syncRun) pullFailed(ctx context.Context, run merchantsync.Run, err error, pctxDone bool) (merchantsync.Run, error) {
-	var pe *persistError
-	if errors.As(err, &pe) {
-		if merchantsync.ErrorCode(pe.err) == merchantsync.EConnectionChanged {
-			// The token was obtained for a connection that has ended: it is
-			// never used, and the new connection's secret is untouched.
-			return s.overtaken(ctx, run)
-		}
-		return run, s.abort(ctx, retry("save rotated token", pe.err))
-	}
-	kind := rakuten.KindOf(err)
-	msg := rakutenMessage(err)
-	attrs := []slog.Attr{slog.String("kind", string(kind)), slog.String("error", describe(err))}
-	switch kind {
-	case rakuten.KindReauthRequired, rakuten.KindInvalidCredentials:
-		s.reauth = true
-		s.log.LogAttrs(ctx, slog.LevelWarn, "sync: Rakuten refused the stored credentials", attrs...)
-		return s.fail(ctx, run, merchantsync.StateReauthRequired, &merchantsync.RunError{
-			Code:    merchantsync.EReauthRequired,
-			Message: "Rakuten refused the stored credentials. Enter your Rakuten API credentials again to resume syncing." + suffix(msg)})
-	case rakuten.KindExpired:
-		// Fresh tokens were refused again and again: an authorization
-		// problem of these credentials, not Rakuten being down.
-		s.log.LogAttrs(ctx, slog.LevelWarn, "sync: Rakuten kept refusing new access tokens", attrs...)
-		return s.fail(ctx, run, merchantsync.StateError, &merchantsync.RunError{
-			Code: merchantsync.ENetworkAuthFailed,
-			Message: "Rakuten kept refusing the access tokens it issued for these credentials, so the sync stopped; nothing was changed. " +
-				"If this happens again, enter your Rakuten API credentials again." + suffix(msg)})
-	case rakuten.KindRedirect:
-		s.log.LogAttrs(ctx, slog.LevelWarn, "sync: Rakuten answered with a redirect", attrs...)
-		return s.fail(ctx, run, merchantsync.StateError, &merchantsync.RunError{
-			Code:    merchantsync.ENetworkUnavailable,
-			Message: "Rakuten answered with a redirect, which merchantsync never follows; nothing was changed. It will be tried again at the next sync." + suffix(msg)})
-	case rakuten.KindEntitlement:
-		s.log.LogAttrs(ctx, slog.LevelWarn, "sync: Rakuten refused the service", attrs...)
-		return s.fail(ctx, run, merchantsync.StateError, &merchantsync.RunError{
-			Code:    merchantsync.ENetworkAuthFailed,
-			Message: "Rakuten refused access to the Partnerships API for these credentials; check that your Rakuten application may use it." + suffix(msg)})
-	case rakuten.KindThrottled:
-		s.log.LogAttrs(ctx, slog.LevelWarn, "sync: Rakuten kept throttling", attrs...)
-		return s.fail(ctx, run, merchantsync.StateError, &merchantsync.RunError{
-			Code:    merchantsync.ENetworkUnavailable,
-			Message: "Rakuten kept limiting our requests, so the sync gave up; nothing was changed. It will be tried again at the next sync."})
-	case "":
-		if ctx.Err() != nil {
-			// Our own deadline or cancellation, not Rakuten: let the
-			// redelivery resume.
-			return run, s.abort(ctx, retry("pull", err))
-		}
-		s.log.LogAttrs(ctx, slog.LevelError, "sync: pull failed", slog.String("error", err.Error()))
-		return s.fail(ctx, run, merchantsync.StateError, &merchantsync.RunError{
-			Code: merchantsync.EInternal, Message: "The sync failed because of an internal error; nothing was changed."})
-	default: // unavailable, bad response, invalid request, expired
-		s.log.LogAttrs(ctx, slog.LevelWarn, "sync: Rakuten pull failed", attrs...)
-		if pctxDone {
-			return s.fail(ctx, run, merchantsync.StateError, &merchantsync.RunError{
-				Code:    merchantsync.ENetworkUnavailable,
-				Message: "Rakuten answered too slowly and the sync ran out of time; nothing was changed. It will be tried again at the next sync."})
-		}
-		return s.fail(ctx, run, merchantsync.StateError, &merchantsync.RunError{
-			Code:    merchantsync.ENetworkUnavailable,
-			Message: "Rakuten did not answer properly; nothing was changed. It will be tried again at the next sync." + suffix(msg)})
-	}
-}
-
-// describe is a short, secret-free description of a Rakuten error for logs.
-func describe(err error) string {
-	var re *rakuten.Error
-	if !errors.As(err, &re) {
-		return "error"
-	}
-	out := string(re.Kind)
-	if re.HTTPStatus != 0 {
-		out += fmt.Sprintf(" HTTP %d", re.HTTPStatus)
-	}
-	if re.Code != "" {
-		out += " " + re.Code
-	}
-	return out
-}
-
-// rakutenMessage is Rakuten's reason, which the client has scrubbed of every
-// secret: safe to show.
-func rakutenMessage(err error) string {
-	var re *rakuten.Error
-	if errors.As(err, &re) {
-		return re.Message
-	}
-	return ""
-}
-
-func suffix(msg string) string {
-	if msg == "" {
-		return ""
-	}
-	return " (Rakuten: " + msg + ")"
-}
-
-// fail finishes the run as failed. Stored relationships are not touched.
-func (s *syncRun) fail(ctx context.Context, run merchantsync.Run, state merchantsync.ConnectionState, why *merchantsync.RunError) (merchantsync.Run, error) {
-	run.State = merchantsync.RunFailed
-	run.Error = why
-	run.FinishedAt = s.e.now()
-	run.MerchantsSynced = 0
-	run.Counts = nil
-	run.Changes = 0
-	return s.finish(ctx, run, dynamo.AccountUpdate{State: state})
-}
-
-// finish records the run and updates the account (clearing ActiveRunID and
-// releasing the lease) in one call.
-func (s *syncRun) finish(ctx context.Context, run merchantsync.Run, upd dynamo.AccountUpdate) (merchantsync.Run, error) {
-	if s.req.Trigger == merchantsync.TriggerSchedule {
-		upd.ScheduleRunID = s.req.ScheduleRunID
-	}
-	fctx, cancel := s.e.finishCtx(ctx)
-	defer cancel()
-	// The lease was taken under a per-delivery holder id: FinishRun
-	// releases it in the same transaction.
-	upd.LeaseHolder = s.leaseID
-	upd.ConnectionID = s.conn
-	if err := s.e.Store.FinishRun(fctx, run, upd); err != nil {
-		if merchantsync.ErrorCode(err) == merchantsync.EConnectionChanged {
-			return s.overtaken(ctx, run)
-		}
-		return run, s.abort(ctx, retry("finish run", err))
-	}
-	s.leased = false
-	s.outcome = string(run.State)
-	return run, nil
-}
-
-// record logs the outcome and emits its metrics.
-func (s *syncRun) record(ctx context.Context, run merchantsync.Run, err error) {
-	dur := s.e.now().Sub(s.start)
-	attrs := []slog.Attr{
-		slog.String("outcome", s.outcome),
-		slog.String("state", string(run.State)),
-		slog.Int("merchants_synced", run.MerchantsSynced),
-		slog.Int("changes", run.Changes),
-		slog.Int("rakuten_calls", s.apiCalls),
-		slog.Int("pages", s.pages),
-		slog.Int("rakuten_retries", s.retries),
-		slog.Int("throttles", s.throttle),
-		slog.Int("token_refreshes", s.refresh),
-		slog.Int64("duration_ms", dur.Milliseconds()),
-	}
-	if s.plan != nil {
-		attrs = append(attrs,
-			slog.Int("added", s.plan.Added), slog.Int("updated", s.plan.Updated),
-			slog.Int("missed", s.plan.Missed), slog.Int("removed_by_missing", s.plan.RemovedByMissing),
-			slog.Int("relationship_writes", len(s.plan.Writes)),
-			slog.Int("dynamo_write_calls", s.stats.Calls))
-	}
-	if run.JoinedRunID != "" {
-		attrs = append(attrs, slog.String("joined_run_id", run.JoinedRunID))
-	}
-	if run.Error != nil {
-		attrs = append(attrs, slog.String("error_code", run.Error.Code))
-	}
-	level := slog.LevelInfo
-	if err != nil {
-		level = slog.LevelError
-		attrs = append(attrs, slog.String("error", err.Error()), slog.Bool("retryable", IsRetryable(err)))
-	} else if run.State == merchantsync.RunFailed {
-		level = slog.LevelWarn
-	}
-	s.log.LogAttrs(ctx, level, "sync: done", attrs...)
-
-	if s.e.Metrics == nil {
-		return
-	}
-	var ms []metric
-	switch {
-	case err != nil:
-		// Internal faults are visible as Lambda errors and DLQ depth.
-	case s.outcome == "duplicate":
-		// A redelivery of a finished run: counted when it ran.
-	case run.State == merchantsync.RunSucceeded:
-		writes := 0
-		if s.plan != nil {
-			writes = len(s.plan.Writes) + len(s.plan.Changes)
-		}
-		ms = append(ms, count(MetricSyncsSucceeded, 1), count(MetricMerchantsSynced, run.MerchantsSynced),
-			count(MetricMerchantsChanged, run.Changes), count(MetricDynamoWrites, writes))
-	case run.State == merchantsync.RunFailed:
-		ms = append(ms, count(MetricSyncsFailed, 1))
-	case run.State == merchantsync.RunSkipped:
-		ms = append(ms, count(MetricSyncsSkipped, 1))
-	}
-	if s.reauth {
-		ms = append(ms, count(MetricReauthRequired, 1))
-	}
-	if s.apiCalls > 0 {
-		ms = append(ms, count(MetricRakutenCalls, s.apiCalls), count(MetricThrottles, s.throttle),
-			metric{Name: MetricSyncDuration, Unit: "Milliseconds", Value: float64(dur.Milliseconds())})
-	}
-	s.e.Metrics.emit(map[string]string{"Network": s.req.Network},
-		map[string]any{"tenant_id": s.req.TenantID, "run_id": s.req.RunID, "trigger": string(s.req.Trigger), "outcome": s.outcome},
-		ms...)
 }

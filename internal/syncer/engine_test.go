@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/merchantsync/merchantsync/internal/dynamo"
 	"github.com/merchantsync/merchantsync/internal/merchantsync"
 	"github.com/merchantsync/merchantsync/internal/rakuten/sandbox"
 )
@@ -392,7 +391,7 @@ func TestSyncFaults(t *testing.T) {
 			if tc.acct == merchantsync.StateReauthRequired {
 				due := 0
 				for shard := range 16 {
-					_, _ = e.store.QueryDue(e.ctx, shard, func(p []dynamo.DueAccount) error {
+					_, _ = e.store.QueryDue(e.ctx, shard, func(p []merchantsync.AccountKey) error {
 						for _, d := range p {
 							if d.TenantID == tenant {
 								due++

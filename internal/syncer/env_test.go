@@ -174,13 +174,18 @@ func newEnv(t testing.TB) *env {
 	e.rk = e.newRakuten(srv.URL)
 	e.engine = &Engine{
 		Store:   e.store,
-		Secrets: e.secrets,
-		Rakuten: e.rk,
+		Network: &rakuten.Network{Client: e.rk, Credentials: e.secrets, Now: e.clock.Now},
 		Now:     e.clock.Now,
 		Logger:  e.logger,
 		Metrics: NewMetrics(e.metrics, "test"),
 	}
 	return e
+}
+
+// useRakuten makes the engine (and connect) use c.
+func (e *env) useRakuten(c *rakuten.Client) {
+	e.rk = c
+	e.engine.Network = &rakuten.Network{Client: c, Credentials: e.secrets, Now: e.clock.Now}
 }
 
 // newRakuten is the client the engine uses, against the sandbox at url.
@@ -233,7 +238,7 @@ func (e *env) connect(tenant string, n int) sandbox.Account {
 	// Only the refresh token is stored, as the credentials function does:
 	// the first sync starts with a refresh.
 	conn := merchantsync.NewConnectionID(now)
-	if err := e.secrets.Create(e.ctx, tenant, network, conn, secrets.Secret{
+	if err := e.secrets.CreateCredentials(e.ctx, merchantsync.ConnectionKey{TenantID: tenant, Network: network, ID: conn}, merchantsync.Credentials{
 		ClientID: a.ClientID, ClientSecret: a.ClientSecret, SiteID: site,
 		RefreshToken: tok.RefreshToken, AuthScheme: tok.Scheme,
 	}); err != nil {
@@ -274,7 +279,7 @@ func (e *env) sync(tenant string) merchantsync.Run {
 }
 
 // secret reads the secret of the tenant's current connection.
-func (e *env) secret(tenant string) (*secrets.Secret, error) {
+func (e *env) secret(tenant string) (*merchantsync.Credentials, error) {
 	a, err := e.store.GetAccount(e.ctx, tenant, network)
 	if err != nil {
 		return nil, err
@@ -282,7 +287,7 @@ func (e *env) secret(tenant string) (*secrets.Secret, error) {
 	if a == nil || a.ConnectionID == "" {
 		return nil, merchantsync.Errorf(merchantsync.ENotConnected, "%s has no connection", tenant)
 	}
-	return e.secrets.Get(e.ctx, tenant, network, a.ConnectionID)
+	return e.secrets.GetCredentials(e.ctx, merchantsync.ConnectionKey{TenantID: tenant, Network: network, ID: a.ConnectionID})
 }
 
 func (e *env) rels(tenant string) []merchantsync.Relationship {

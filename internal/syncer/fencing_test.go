@@ -11,6 +11,7 @@ import (
 
 	"github.com/merchantsync/merchantsync/internal/httpapi"
 	"github.com/merchantsync/merchantsync/internal/merchantsync"
+	"github.com/merchantsync/merchantsync/internal/rakuten"
 	"github.com/merchantsync/merchantsync/internal/rakuten/sandbox"
 )
 
@@ -19,7 +20,8 @@ import (
 // disconnecting while a sync runs.
 func (e *env) credentials(tenant, method string, a *sandbox.Account) int {
 	e.t.Helper()
-	r := httpapi.NewCredentialsRouter(&httpapi.Credentials{Store: e.store, Secrets: e.secrets, Rakuten: e.rk, Now: e.clock.Now}, nil)
+	r := httpapi.NewCredentialsRouter(&httpapi.Credentials{Store: e.store, Secrets: e.secrets,
+		Network: &rakuten.Network{Client: e.rk, Credentials: e.secrets, Now: e.clock.Now}, Now: e.clock.Now}, nil)
 	body := ""
 	if a != nil {
 		b, _ := json.Marshal(map[string]string{"clientId": a.ClientID, "clientSecret": a.ClientSecret,

@@ -296,16 +296,16 @@ func TestScheduler10k(t *testing.T) {
 		t.Fatalf("injected %d, retried %d", transient, res.Retried)
 	}
 	// 1,000 full batches; the retries of Failed entries come on top.
-	if first := res.BatchCalls - res.Retried; first > n/BatchSize {
-		t.Fatalf("%d batch calls, %d retried entries: more than %d first calls", res.BatchCalls, res.Retried, n/BatchSize)
+	if first := res.BatchCalls - res.Retried; first > n/queue.MaxBatch {
+		t.Fatalf("%d batch calls, %d retried entries: more than %d first calls", res.BatchCalls, res.Retried, n/queue.MaxBatch)
 	}
-	if res.BatchCalls > n/BatchSize+res.Retried {
+	if res.BatchCalls > n/queue.MaxBatch+res.Retried {
 		t.Fatalf("batch calls %d", res.BatchCalls)
 	}
 	bodies := sqstest.Peek(qe.QueueURL)
 	seen := map[string]bool{}
 	for _, b := range bodies {
-		req, err := queue.DecodeSyncRequest(b)
+		req, err := merchantsync.DecodeSyncRequest(b)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -259,11 +259,12 @@ func (w *raceWorld) play(t *testing.T, c raceCase) raceResult {
 	now := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC).Add(time.Duration(n) * time.Second)
 	clock := func() time.Time { return now }
 	p.api = httpapi.NewAPIRouter(&httpapi.API{Store: w.store, Now: clock}, nil)
-	p.creds = httpapi.NewCredentialsRouter(&httpapi.Credentials{Store: w.store, Secrets: w.secrets, Rakuten: plain, Now: clock}, nil)
+	plainNet := &rakuten.Network{Client: plain, Credentials: w.secrets, Now: clock}
+	p.creds = httpapi.NewCredentialsRouter(&httpapi.Credentials{Store: w.store, Secrets: w.secrets, Network: plainNet, Now: clock}, nil)
 	p.saveIDs("lMh2Xiq9xN0")
 	p.connect(p.a)
 	if c.history {
-		e := &Engine{Store: w.store, Secrets: w.secrets, Rakuten: plain, Now: clock}
+		e := &Engine{Store: w.store, Network: plainNet, Now: clock}
 		if run, err := e.Sync(ctx, manual(tenant, now)); err != nil || run.State != merchantsync.RunSucceeded {
 			t.Fatalf("%v: first sync %+v %v", c, run, err)
 		}
@@ -284,11 +285,14 @@ func (w *raceWorld) play(t *testing.T, c raceCase) raceResult {
 	}
 	engine := &Engine{
 		Store: dynamo.New(dynamotest.Client(t, dynamotest.WithTransport(st.wrap("dynamodb"))), w.table),
-		Secrets: secrets.New(secretstest.NewClient(w.smURL, func(o *secretsmanager.Options) {
-			o.HTTPClient = &http.Client{Transport: st.wrap("secretsmanager")(http.DefaultTransport)}
-		}), racePrefix, ""),
-		Rakuten: rakuten.New(rakuten.Config{BaseURL: srv.URL, RequestsPerMinute: -1, Sleep: noSleep, PageSize: racePage,
-			HTTPClient: &http.Client{Transport: st.wrap("rakuten")(http.DefaultTransport)}}),
+		Network: &rakuten.Network{
+			Client: rakuten.New(rakuten.Config{BaseURL: srv.URL, RequestsPerMinute: -1, Sleep: noSleep, PageSize: racePage,
+				HTTPClient: &http.Client{Transport: st.wrap("rakuten")(http.DefaultTransport)}}),
+			Credentials: secrets.New(secretstest.NewClient(w.smURL, func(o *secretsmanager.Options) {
+				o.HTTPClient = &http.Client{Transport: st.wrap("secretsmanager")(http.DefaultTransport)}
+			}), racePrefix, ""),
+			Now: clock,
+		},
 		Now: clock,
 	}
 	req := merchantsync.SyncRequest{TenantID: tenant, Network: network, RunID: runID, Trigger: c.trigger}
@@ -366,7 +370,7 @@ func (w *raceWorld) check(c raceCase, p *publisher, res raceResult) []string {
 		fail("the publisher's last connect is gone: account %+v", acct)
 	default:
 		want := w.secrets.Name(p.tenant, network, acct.ConnectionID)
-		sec, err := w.secrets.Get(ctx, p.tenant, network, acct.ConnectionID)
+		sec, err := w.secrets.GetCredentials(ctx, merchantsync.ConnectionKey{TenantID: p.tenant, Network: network, ID: acct.ConnectionID})
 		if len(names) != 1 || names[0] != want || err != nil || sec.ClientID != p.saved.ClientID || sec.ClientSecret != p.saved.ClientSecret {
 			fail("stored credentials %v (%v, %v), want only %s's", names, sec, err, p.saved.ClientID)
 		}

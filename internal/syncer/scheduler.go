@@ -6,31 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/merchantsync/merchantsync/internal/dynamo"
 	"github.com/merchantsync/merchantsync/internal/merchantsync"
-	"github.com/merchantsync/merchantsync/internal/queue"
 )
-
-// DueStore is what the scheduler needs from the table.
-type DueStore interface {
-	QueryDue(ctx context.Context, shard int, fn func([]dynamo.DueAccount) error) (pages int, err error)
-}
-
-// Queue is what the scheduler needs from the sync queue.
-type Queue interface {
-	SendBatch(ctx context.Context, reqs []merchantsync.SyncRequest) (queue.SendStats, error)
-}
-
-var (
-	_ DueStore = (*dynamo.Store)(nil)
-	_ Queue    = (*queue.Queue)(nil)
-)
-
-// BatchSize is SQS SendMessageBatch's maximum number of entries.
-const BatchSize = 10
 
 // ScheduleEvent is the EventBridge Scheduler target's Input:
 //
@@ -56,18 +36,16 @@ type ScheduleResult struct {
 	Retried       int    `json:"retried"`    // entries sent again after a Failed answer
 }
 
-// Scheduler is the daily scheduler Lambda's handler: it reads every due
-// account from the sharded sparse index in parallel and enqueues one sync
-// request per account.
+// Scheduler is the daily scheduler Lambda's handler: it streams every due
+// account (the store reads its index in parallel) into the queue, which
+// batches them, one sync request per account.
 type Scheduler struct {
-	Store  DueStore
-	Queue  Queue
+	Store  merchantsync.DueAccounts
+	Queue  merchantsync.SyncQueue
 	Now    func() time.Time
 	Logger *slog.Logger
 	// Metrics receives EMF lines (nil: none).
 	Metrics *Metrics
-	// Senders is how many SendMessageBatch calls run at once (default 8).
-	Senders int
 }
 
 func (s *Scheduler) now() time.Time {
@@ -120,98 +98,42 @@ func (s *Scheduler) Handle(ctx context.Context, ev ScheduleEvent) (ScheduleResul
 	log = log.With(slog.String("schedule_run_id", runID), slog.String("trigger", string(merchantsync.TriggerSchedule)))
 	res := ScheduleResult{ScheduleRunID: runID}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	var (
-		mu       sync.Mutex
-		errs     []error
-		reqs     = make(chan merchantsync.SyncRequest, 4*BatchSize)
-		batches  = make(chan []merchantsync.SyncRequest, 4)
-		readers  sync.WaitGroup
-		senders  sync.WaitGroup
-		batcherD = make(chan struct{})
-	)
-	addErr := func(err error) {
-		mu.Lock()
-		errs = append(errs, err)
-		mu.Unlock()
-	}
-
-	// Senders: SendMessageBatch, a few at a time.
-	n := s.Senders
-	if n <= 0 {
-		n = 8
-	}
-	for range n {
-		senders.Go(func() {
-			for b := range batches {
-				st, err := s.Queue.SendBatch(ctx, b)
-				mu.Lock()
-				res.Enqueued += st.Sent
-				res.BatchCalls += st.Calls
-				res.Retried += st.Retried
-				mu.Unlock()
-				if err != nil {
-					addErr(fmt.Errorf("send batch of %d: %w", len(b), err))
-				}
-			}
-		})
-	}
-
-	// Batcher: one stream of full batches across every shard, so N accounts
-	// take ceil(N/10) calls however they spread over shards.
+	// One stream from every shard to the queue: it fills batches across
+	// shards, so N accounts take about N/10 calls however they spread.
+	reqs := make(chan merchantsync.SyncRequest, 64)
+	var accounts atomic.Int64
+	var readErr error
 	go func() {
-		defer close(batcherD)
-		defer close(batches)
-		buf := make([]merchantsync.SyncRequest, 0, BatchSize)
-		for r := range reqs {
-			buf = append(buf, r)
-			if len(buf) == BatchSize {
-				batches <- buf
-				buf = make([]merchantsync.SyncRequest, 0, BatchSize)
-			}
-		}
-		if len(buf) > 0 {
-			batches <- buf
-		}
-	}()
-
-	// Readers: every shard of the due index in parallel.
-	for shard := range dynamo.Shards {
-		readers.Go(func() {
-			pages, err := s.Store.QueryDue(ctx, shard, func(page []dynamo.DueAccount) error {
-				mu.Lock()
-				res.Accounts += len(page)
-				mu.Unlock()
-				for _, a := range page {
-					req := merchantsync.SyncRequest{
-						TenantID:      a.TenantID,
-						Network:       a.Network,
-						RunID:         merchantsync.ScheduledRunID(runID, at, a.TenantID, a.Network),
-						Trigger:       merchantsync.TriggerSchedule,
-						ScheduleRunID: runID,
-					}
-					select {
-					case reqs <- req:
-					case <-ctx.Done():
-						return ctx.Err()
-					}
+		defer close(reqs)
+		res.QueryPages, readErr = s.Store.EachDue(ctx, func(page []merchantsync.AccountKey) error {
+			accounts.Add(int64(len(page)))
+			for _, a := range page {
+				req := merchantsync.SyncRequest{
+					TenantID:      a.TenantID,
+					Network:       a.Network,
+					RunID:         merchantsync.ScheduledRunID(runID, at, a.TenantID, a.Network),
+					Trigger:       merchantsync.TriggerSchedule,
+					ScheduleRunID: runID,
 				}
-				return nil
-			})
-			mu.Lock()
-			res.QueryPages += pages
-			mu.Unlock()
-			if err != nil {
-				addErr(fmt.Errorf("shard %d: %w", shard, err))
+				select {
+				case reqs <- req:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
 			}
+			return nil
 		})
+	}()
+	st, sendErr := s.Queue.SendAll(ctx, reqs)
+	res.Accounts = int(accounts.Load())
+	res.Enqueued, res.BatchCalls, res.Retried = st.Sent, st.Calls, st.Retried
+	var errs []error
+	if readErr != nil {
+		errs = append(errs, fmt.Errorf("reading due accounts: %w", readErr))
 	}
-	readers.Wait()
-	close(reqs)
-	<-batcherD
-	senders.Wait()
+	if sendErr != nil {
+		errs = append(errs, fmt.Errorf("enqueueing: %w", sendErr))
+	}
 
 	err = errors.Join(errs...)
 	attrs := []slog.Attr{

@@ -9,7 +9,6 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/merchantsync/merchantsync/internal/merchantsync"
-	"github.com/merchantsync/merchantsync/internal/queue"
 )
 
 // DefaultStopMargin is how much time before the Lambda's deadline the worker
@@ -25,12 +24,6 @@ const (
 	RetryMax  = 15 * time.Minute
 )
 
-// Redeliverer makes a message the worker gives back visible again after a
-// delay (SQS ChangeMessageVisibility).
-type Redeliverer interface {
-	RetryAfter(ctx context.Context, receiptHandle string, d time.Duration) error
-}
-
 // Worker is the sync Lambda's SQS handler. The event source mapping must
 // enable ReportBatchItemFailures.
 type Worker struct {
@@ -43,7 +36,7 @@ type Worker struct {
 	Now func() time.Time
 	// Queue, when set, shortens the wait of a message given back after an
 	// internal fault (RetryDelay).
-	Queue Redeliverer
+	Queue merchantsync.Redeliverer
 	// MaxReceives is the queue's maxReceiveCount: the delivery with that
 	// receive count is the last (0: unknown, never treated as the last).
 	MaxReceives int
@@ -110,7 +103,7 @@ func (w *Worker) handleOne(ctx context.Context, msg events.SQSMessage) (redelive
 	if received > 1 {
 		log = log.With(slog.Int("receive_count", received))
 	}
-	req, err := queue.DecodeSyncRequest(msg.Body)
+	req, err := merchantsync.DecodeSyncRequest(msg.Body)
 	if err != nil {
 		// It can never succeed: consume it (the log keeps the evidence; the
 		// body holds ids only, never secrets, but is not logged in full).

@@ -1,15 +1,13 @@
-package queue
+package merchantsync
 
 import (
 	"errors"
 	"strings"
 	"testing"
-
-	"github.com/merchantsync/merchantsync/internal/merchantsync"
 )
 
 // FuzzDecodeSyncRequest: a message body never panics the decoder; a refused
-// body gets a *merchantsync.Error (so the consumer drops it instead of
+// body gets a *Error (so the consumer drops it instead of
 // retrying), and an accepted request survives encode → decode unchanged.
 func FuzzDecodeSyncRequest(f *testing.F) {
 	for _, s := range []string{
@@ -38,17 +36,17 @@ func FuzzDecodeSyncRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body string) {
 		req, err := DecodeSyncRequest(body)
 		if err != nil {
-			var e *merchantsync.Error
-			if !errors.As(err, &e) || (e.Code != merchantsync.EInvalid && e.Code != merchantsync.EInvalidJSON) {
-				t.Fatalf("DecodeSyncRequest(%q): error %v (%T), want a *merchantsync.Error invalid_request/invalid_json", body, err, err)
+			var e *Error
+			if !errors.As(err, &e) || (e.Code != EInvalid && e.Code != EInvalidJSON) {
+				t.Fatalf("DecodeSyncRequest(%q): error %v (%T), want a *Error invalid_request/invalid_json", body, err, err)
 			}
-			if req != (merchantsync.SyncRequest{}) {
+			if req != (SyncRequest{}) {
 				t.Fatalf("DecodeSyncRequest(%q) = %+v with error %v", body, req, err)
 			}
 			return
 		}
-		enc, err := encode(req)
-		if err != nil && merchantsync.ErrorCode(err) == merchantsync.EInvalid && strings.Contains(err.Error(), "more than") {
+		enc, err := EncodeSyncRequest(req)
+		if err != nil && ErrorCode(err) == EInvalid && strings.Contains(err.Error(), "more than") {
 			return // escaping grew it past maxBody: encode refuses rather than send what the consumer would drop
 		}
 		if err != nil {
