@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -239,64 +237,6 @@ func (c *Client) tokenOnce(ctx context.Context, req *http.Request, secrets []str
 		RefreshToken: tr.RefreshToken,
 		Expiry:       c.now().Add(time.Duration(exp) * time.Second),
 	}, nil
-}
-
-// smallDigits reads b when it is 1 to 18 ASCII digits, which always fit
-// an int64.
-func smallDigits(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 18 {
-		return 0, false
-	}
-	var v int64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		v = v*10 + int64(c-'0')
-	}
-	return v, true
-}
-
-// flexInt decodes a JSON number, a numeric string ("3600") or null: Rakuten
-// sends expires_in both ways and ids are safer read the same way.
-type flexInt int64
-
-func (n *flexInt) UnmarshalJSON(b []byte) error {
-	if v, ok := smallDigits(b); ok {
-		// The usual case (an id, a network, a lifetime): no allocation.
-		*n = flexInt(v)
-		return nil
-	}
-	s := strings.TrimSpace(string(b))
-	if s == "null" || s == `""` {
-		*n = 0
-		return nil
-	}
-	if strings.HasPrefix(s, `"`) {
-		var str string
-		if err := json.Unmarshal(b, &str); err != nil {
-			return err
-		}
-		s = strings.TrimSpace(str)
-	}
-	if v, err := strconv.ParseInt(s, 10, 64); err == nil {
-		*n = flexInt(v)
-		return nil
-	}
-	// "3600.0" and 3.6e3 are still numbers.
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return fmt.Errorf("not a number: %.20q", s)
-	}
-	// Converting a float outside int64's range is implementation-defined in
-	// Go (amd64 and arm64 differ): read it as 0, which callers treat as
-	// missing (a merchant without an id is skipped, an expiry defaults).
-	if math.IsNaN(f) || f >= math.MaxInt64 || f <= math.MinInt64 {
-		*n = 0
-		return nil
-	}
-	*n = flexInt(f)
-	return nil
 }
 
 // MaxTokensPerSource bounds the new tokens one TokenSource (one sync)
