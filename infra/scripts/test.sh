@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Runs every test of merchantsync (what `make test` and CI run): go vet, the
 # unit and integration tests on one DynamoDB Local shared by all packages,
-# goaws in-process, the Secrets Manager fake and the Rakuten sandbox, then a
-# short run of each fuzzer and the OpenAPI lint.
+# goaws in-process, the Secrets Manager fake and the Rakuten sandbox (and
+# svix checking our webhook signatures), then a short run of each fuzzer and
+# the OpenAPI lint.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+
+# The independent webhook signature verifier (internal/webhook); a no-op
+# once installed.
+infra/scripts/install-svix.sh
 
 port=${DYNAMODB_LOCAL_PORT:-8765}
 export AWS_ENDPOINT_URL_DYNAMODB
