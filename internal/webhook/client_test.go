@@ -194,18 +194,26 @@ func TestDeliverErrorsKeepSecretsOut(t *testing.T) {
 	closed := newReceiver(t, echo(200))
 	closedURL := closed.URL
 	closed.Close()
-	garbage, _ := net.Listen("tcp", "127.0.0.1:0")
-	defer garbage.Close()
-	go func() { // answers anything with a malformed response quoting the secret
-		for {
-			conn, err := garbage.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintf(conn, "HTTP/1.1 %s BODY-MARKER\r\n\r\n", secret.Reveal())
-			conn.Close()
+	// Servers that answer with malformed HTTP holding the secret: in the
+	// status line, and in a header line.
+	garbage := func(format string) string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
 		}
-	}()
+		t.Cleanup(func() { l.Close() })
+		go func() {
+			for {
+				conn, err := l.Accept()
+				if err != nil {
+					return
+				}
+				fmt.Fprintf(conn, format, secret.Reveal())
+				conn.Close()
+			}
+		}()
+		return "http://" + l.Addr().String() + "/"
+	}
 	dns := fakeDNS(t, map[string][]netip.Addr{"private.example.com.": {netip.MustParseAddr("10.0.0.1")}})
 	q := "?token=QUERY-MARKER"
 	cases := []struct {
@@ -217,7 +225,8 @@ func TestDeliverErrorsKeepSecretsOut(t *testing.T) {
 		{devClient(hang, ClientOptions{Timeout: 100 * time.Millisecond}), hang.URL + q},
 		{devClient(r500, ClientOptions{}), closedURL + q},
 		{NewClient(ClientOptions{Policy: localDev}), r500.URL + q}, // untrusted certificate
-		{NewClient(ClientOptions{Policy: localDev}), "http://" + garbage.Addr().String() + "/" + q},
+		{NewClient(ClientOptions{Policy: localDev}), garbage("HTTP/1.1 %s BODY-MARKER\r\n\r\n") + q},
+		{NewClient(ClientOptions{Policy: localDev}), garbage("HTTP/1.1 200 OK\r\nBROKEN %s BODY-MARKER\r\n\r\n") + q},
 		{NewClient(ClientOptions{Resolver: dns}), "https://private.example.com/" + q},
 		{NewClient(ClientOptions{Resolver: fakeDNS(t, nil)}), "https://nowhere.example.com/" + q},
 		{NewClient(ClientOptions{}), "https://u:PASSWORD-MARKER@hooks.example.com/" + q},

@@ -170,8 +170,9 @@ func classify(ctx context.Context, c *http.Client, err error) Attempt {
 }
 
 // short keeps an error text to one plain line of at most 200 bytes, cut
-// before any quoted part (net/http quotes what it received when a
-// response is malformed, and a response is never stored).
+// before any quoted part: net/http and net/textproto quote what they
+// received when a response is malformed, and no part of a response is
+// kept.
 func short(s string) string {
 	if i := strings.IndexByte(s, '"'); i >= 0 {
 		s = strings.TrimSpace(s[:i])
