@@ -9,8 +9,9 @@ import (
 type Policy struct {
 	// AllowLoopbackHTTP lets the local development stack deliver to a
 	// receiver on the same machine: http or https URLs whose host is a
-	// loopback address or localhost, and connections to loopback addresses.
-	// Every other refusal stays. Deployed configuration never sets it.
+	// loopback address or localhost, and connections to loopback addresses
+	// (whatever name resolved to them). Every other refusal stays, NAT64
+	// forms of loopback included. Deployed configuration never sets it.
 	AllowLoopbackHTTP bool
 }
 
