@@ -149,7 +149,7 @@ func TestDeliverReadsAtMost64KiB(t *testing.T) {
 		<-req.Context().Done() // a client that reads to the end waits here until its timeout
 	})
 	// The timeout only ends a broken client's wait: a correct one returns first.
-	a := Deliver(context.Background(), devClient(r, ClientOptions{Timeout: 5 * time.Second}), r.URL, NewSecret().Key(), testMessage(t), time.Now())
+	a := Deliver(context.Background(), devClient(r, ClientOptions{Timeout: 20 * time.Second}), r.URL, NewSecret().Key(), testMessage(t), time.Now())
 	if !a.Success || a.StatusCode != 200 || a.ResponseBytes != MaxResponseBytes {
 		t.Fatalf("attempt %+v (err %v), want a success having read %d bytes", a, a.Err, MaxResponseBytes)
 	}
