@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of merchantsync (what `make test` and CI run): cfn-lint on
-# template.yaml, go vet, the unit and integration tests on one DynamoDB Local
-# shared by all packages, goaws in-process, the Secrets Manager fake and the
-# Rakuten sandbox, then a short run of each fuzzer and the OpenAPI lint.
+# template.yaml, go vet, gofmt, the unit and integration tests on one
+# DynamoDB Local shared by all packages, the emulators, the Rakuten sandbox
+# and svix checking our webhook signatures, then a short run of each fuzzer
+# and the OpenAPI lint.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -10,6 +11,10 @@ cd "$(dirname "$0")/../.."
 PATH="$(infra/scripts/install-cfn-lint.sh):$PATH"
 echo "== cfn-lint"
 cfn-lint --non-zero-exit-code warning -- template.yaml
+
+# The independent webhook signature verifier (internal/webhook); a no-op
+# once installed.
+infra/scripts/install-svix.sh
 
 port=${DYNAMODB_LOCAL_PORT:-8765}
 export AWS_ENDPOINT_URL_DYNAMODB
