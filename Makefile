@@ -6,7 +6,7 @@ GOFLAGS_LAMBDA := -tags lambda.norpc -trimpath -ldflags='-s -w -buildid='
 ENV ?= dev
 LISTEN_ADDR ?= 127.0.0.1:8080
 
-.PHONY: all build test test-short dev lint fmt vet deploy validate bench fuzz tools clean $(addprefix invoke-,$(FUNCTIONS))
+.PHONY: all build deps test dev lint fmt vet deploy validate bench fuzz clean lambda-into FORCE $(addprefix invoke-,$(FUNCTIONS))
 
 all: lint test build
 
@@ -36,7 +36,7 @@ deps:
 	infra/scripts/install-cfn-lint.sh >/dev/null
 	infra/scripts/install-svix.sh
 
-## test: every test, on DynamoDB Local, goaws, the Secrets Manager fake and the Rakuten sandbox
+## test: every test, on DynamoDB Local, the emulators and the Rakuten sandbox
 test: deps
 	infra/scripts/test.sh
 
@@ -50,7 +50,7 @@ dev: deps
 lint: fmt vet
 
 fmt:
-	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	infra/scripts/gofmt-check.sh
 
 vet:
 	$(GO) vet ./...

@@ -24,8 +24,7 @@ trap 'infra/scripts/dynamodb-local.sh stop "$port"' EXIT
 echo "== go vet"
 go vet ./...
 echo "== gofmt"
-unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*'))
-if [[ -n "$unformatted" ]]; then echo "gofmt needed: $unformatted"; exit 1; fi
+infra/scripts/gofmt-check.sh
 
 echo "== go test (DynamoDB Local at $AWS_ENDPOINT_URL_DYNAMODB)"
 go test -count=1 -timeout 15m ${GOTESTFLAGS:-} ./...
