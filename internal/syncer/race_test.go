@@ -419,6 +419,9 @@ func (w *raceWorld) check(c raceCase, p *publisher, res raceResult) []string {
 	return bad
 }
 
+// raceWorkers is how many interleavings of one configuration run at once.
+const raceWorkers = 4
+
 // TestRaceSyncWithPublisher plays every action before every step of a
 // sync, in every configuration, and checks the invariants each time.
 func TestRaceSyncWithPublisher(t *testing.T) {
@@ -445,22 +448,35 @@ func TestRaceSyncWithPublisher(t *testing.T) {
 		t.Run(fmt.Sprintf("%dm-history=%t-expired=%t-%s", cfg.merchants, cfg.history, cfg.expired, cfg.trigger), func(t *testing.T) {
 			t.Parallel()
 			configsRun.Add(1)
+			// Interleavings are independent (a tenant each) and wait on
+			// DynamoDB Local most of the time: several at once.
+			cases := make(chan raceCase)
+			var wg sync.WaitGroup
+			for range raceWorkers {
+				wg.Go(func() {
+					for c := range cases {
+						res := w.play(t, c)
+						played.Add(1)
+						if res.run.Error != nil && res.run.Error.Code == merchantsync.EConnectionChanged {
+							overtaken.Add(1)
+						}
+						if len(res.violations) > 0 {
+							mu.Lock()
+							failures = append(failures, fmt.Sprintf("%v (step %q):\n  %s", c, step(res.steps, c.at), strings.Join(res.violations, "\n  ")))
+							mu.Unlock()
+						}
+					}
+				})
+			}
 			for _, action := range raceActions {
 				for at := 1; at <= len(dry.steps); at++ {
 					c := cfg
 					c.action, c.at = action, at
-					res := w.play(t, c)
-					played.Add(1)
-					if res.run.Error != nil && res.run.Error.Code == merchantsync.EConnectionChanged {
-						overtaken.Add(1)
-					}
-					if len(res.violations) > 0 {
-						mu.Lock()
-						failures = append(failures, fmt.Sprintf("%v (step %q):\n  %s", c, step(res.steps, at), strings.Join(res.violations, "\n  ")))
-						mu.Unlock()
-					}
+					cases <- c
 				}
 			}
+			close(cases)
+			wg.Wait()
 		})
 	}
 	t.Cleanup(func() {
