@@ -63,8 +63,10 @@ func (c *Counter) Calls(op string) int {
 // per-entry failures belong at the code's own port (see the package doc).
 type FailRequests struct {
 	mu     sync.Mutex
-	queued map[string][]string // by operation: error types still to answer
+	queued map[string][]apiError // by operation: errors still to answer
 }
+
+type apiError struct{ typ, message string }
 
 // Fail makes the next times requests of op fail with errType, e.g.
 // ("GetSecretValue", "InternalServiceError", 3): with the SDK's three
@@ -72,13 +74,20 @@ type FailRequests struct {
 // ServiceUnavailable are answered with HTTP 500 (which the SDK retries),
 // the others with 400.
 func (f *FailRequests) Fail(op, errType string, times int) {
+	f.FailWithMessage(op, errType, "injected "+errType, times)
+}
+
+// FailWithMessage is Fail with the error's message, for code that reads it
+// (AWS reports a secret scheduled for deletion only in the message of an
+// InvalidRequestException).
+func (f *FailRequests) FailWithMessage(op, errType, message string, times int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.queued == nil {
-		f.queued = map[string][]string{}
+		f.queued = map[string][]apiError{}
 	}
 	for range times {
-		f.queued[op] = append(f.queued[op], errType)
+		f.queued[op] = append(f.queued[op], apiError{errType, message})
 	}
 }
 
@@ -99,25 +108,25 @@ func (f *FailRequests) Wrap(next http.RoundTripper) http.RoundTripper {
 			f.mu.Unlock()
 			return next.RoundTrip(r)
 		}
-		errType := q[0]
+		e := q[0]
 		f.queued[op] = q[1:]
 		f.mu.Unlock()
 		if r.Body != nil {
 			_, _ = io.Copy(io.Discard, r.Body)
 			_ = r.Body.Close()
 		}
-		return errorResponse(r, errType), nil
+		return errorResponse(r, e), nil
 	})
 }
 
-// errorResponse is an AWS JSON protocol error, as the SDK parses it into
-// a typed error where the service models errType.
-func errorResponse(r *http.Request, errType string) *http.Response {
+// errorResponse is an AWS JSON protocol error, which the SDK parses into
+// the service's typed error where the service models e.typ.
+func errorResponse(r *http.Request, e apiError) *http.Response {
 	status := http.StatusBadRequest
-	if strings.HasPrefix(errType, "Internal") || errType == "ServiceUnavailable" {
+	if strings.HasPrefix(e.typ, "Internal") || e.typ == "ServiceUnavailable" {
 		status = http.StatusInternalServerError
 	}
-	body, _ := json.Marshal(map[string]string{"__type": errType, "message": "injected " + errType})
+	body, _ := json.Marshal(map[string]string{"__type": e.typ, "message": e.message})
 	ct := r.Header.Get("Content-Type")
 	if ct == "" {
 		ct = "application/x-amz-json-1.1"
