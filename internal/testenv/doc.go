@@ -9,7 +9,8 @@
 // starts one moto for the whole run with infra/scripts/moto.sh); otherwise
 // the first call starts moto_server for this test binary on a free loopback
 // port, and Main (or, without it, the parent-death signal) stops it when the
-// binary exits. moto missing fails the test, never skips it.
+// binary exits. moto missing, or another release than MotoVersion, fails
+// the test, never skips it.
 //
 //	func TestMain(m *testing.M) { testenv.Main(m) }
 //

@@ -86,9 +86,31 @@ func motoCommand() (string, error) {
 	return "", fmt.Errorf("moto_server is not installed: %s", motoInstallHint)
 }
 
+// checkMotoVersion refuses a moto other than MotoVersion: the tests prove
+// that release's behaviour, differences from AWS included. It asks the
+// Python beside moto_server (a virtualenv's or pyenv's bin directory has
+// one); where there is none, it cannot tell and lets it be.
+func checkMotoVersion(bin string) error {
+	py := filepath.Join(filepath.Dir(bin), "python3")
+	if _, err := os.Stat(py); err != nil {
+		return nil
+	}
+	out, err := exec.Command(py, "-c", "import importlib.metadata as m; print(m.version('moto'))").Output()
+	if err != nil {
+		return fmt.Errorf("cannot read the version of the moto beside %s (%v): %s", bin, err, motoInstallHint)
+	}
+	if v := strings.TrimSpace(string(out)); v != MotoVersion {
+		return fmt.Errorf("%s is moto %s, want %s: %s", bin, v, MotoVersion, motoInstallHint)
+	}
+	return nil
+}
+
 func startMoto(port int) (*exec.Cmd, func(endpoint string) bool, error) {
 	bin, err := motoCommand()
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkMotoVersion(bin); err != nil {
 		return nil, nil, err
 	}
 	// Loopback only: moto accepts any credentials.
