@@ -142,7 +142,7 @@ func TestSQSVisibility(t *testing.T) {
 }
 
 // DeleteMessageBatch deletes what it can and reports a bad handle as a
-// Failed entry with SenderFault.
+// Failed entry with SenderFault; PurgeQueue empties the queue.
 func TestSQSDeleteMessageBatch(t *testing.T) {
 	ctx := context.Background()
 	c := testenv.SQSClient(t)
@@ -174,6 +174,10 @@ func TestSQSDeleteMessageBatch(t *testing.T) {
 	}
 	if n := testenv.QueueCount(t, url); n != 1 {
 		t.Errorf("QueueCount = %d after deleting 2 of 3, want 1 (in flight)", n)
+	}
+	// PurgeQueue empties it, in-flight messages too.
+	if _, err := c.PurgeQueue(ctx, &sqs.PurgeQueueInput{QueueUrl: aws.String(url)}); err != nil || testenv.QueueCount(t, url) != 0 {
+		t.Errorf("PurgeQueue: %v, %d left", err, testenv.QueueCount(t, url))
 	}
 }
 
