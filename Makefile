@@ -29,14 +29,15 @@ build-SyncFunction:        ; $(MAKE) lambda-into FN=sync
 lambda-into:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(GOFLAGS_LAMBDA) -o $(ARTIFACTS_DIR)/bootstrap ./functions/$(FN)
 
-## deps: everything the tests and the local stack need (Go modules, Java, DynamoDB Local, cfn-lint, svix)
+## deps: everything the tests and the local stack need (Go modules, Java, DynamoDB Local, cfn-lint, moto, svix)
 deps:
 	$(GO) mod download
 	infra/scripts/install-dynamodb-local.sh
 	infra/scripts/install-cfn-lint.sh >/dev/null
+	infra/scripts/install-moto.sh >/dev/null
 	infra/scripts/install-svix.sh
 
-## test: every test, on DynamoDB Local, the emulators and the Rakuten sandbox
+## test: every test, on DynamoDB Local, moto, the emulators and the Rakuten sandbox
 test: deps
 	infra/scripts/test.sh
 
