@@ -20,16 +20,16 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/merchantsync/merchantsync/internal/app"
 	"github.com/merchantsync/merchantsync/internal/dynamo/dynamotest"
 	"github.com/merchantsync/merchantsync/internal/httpapi"
 	"github.com/merchantsync/merchantsync/internal/merchantsync"
 	"github.com/merchantsync/merchantsync/internal/queue"
-	"github.com/merchantsync/merchantsync/internal/queue/sqstest"
 	"github.com/merchantsync/merchantsync/internal/rakuten/sandbox"
-	"github.com/merchantsync/merchantsync/internal/secrets/secretstest"
 	"github.com/merchantsync/merchantsync/internal/syncer"
+	"github.com/merchantsync/merchantsync/internal/testenv"
 )
 
 // iamStage is the stage the IAM test deploys.
@@ -37,16 +37,17 @@ const iamStage = "dev"
 
 // iamEnv is the local system and one recorder per function.
 type iamEnv struct {
-	t      *testing.T
-	ctx    context.Context
-	cfn    map[string]any // template.yaml as SAM translates it
-	stack  stack          // what its intrinsics resolve to here
-	res    resources
-	sb     *sandbox.Server
-	sqsEnv sqstest.Env
-	rec    map[string]*recorder // by logical id
-	out    map[string]*os.File  // each function's stdout: a file, as safe as stdout for concurrent writers
-	cfg    map[string]app.Config
+	t        *testing.T
+	ctx      context.Context
+	cfn      map[string]any // template.yaml as SAM translates it
+	stack    stack          // what its intrinsics resolve to here
+	res      resources
+	sb       *sandbox.Server
+	sqs      *sqs.Client // the tests' own (unrecorded) client of the queue
+	queueURL string
+	rec      map[string]*recorder // by logical id
+	out      map[string]*os.File  // each function's stdout: a file, as safe as stdout for concurrent writers
+	cfg      map[string]app.Config
 
 	api, creds, syncNow *httpapi.Router
 	worker              *syncer.Worker
@@ -88,13 +89,12 @@ func newIAMEnv(t *testing.T) *iamEnv {
 	}
 	ddb := dynamotest.Client(t)
 	table := dynamotest.NewTable(t, ddb)
-	smSrv := httptest.NewServer(secretstest.New())
-	t.Cleanup(smSrv.Close)
-	e.sqsEnv = sqstest.StartWith(t, sqstest.QueueOptions{DLQName: "dlq"})
+	e.queueURL, _ = testenv.NewQueue(t, testenv.QueueOptions{VisibilityTimeout: 30, DLQ: true, MaxReceiveCount: 4})
+	e.sqs = testenv.SQSClient(t)
 	e.sb = sandbox.New(sandbox.Options{})
 	sbSrv := httptest.NewServer(e.sb)
 	t.Cleanup(sbSrv.Close)
-	e.res = resources{table: table, queueURL: e.sqsEnv.QueueURL}
+	e.res = resources{table: table, queueURL: e.queueURL}
 	e.stack = newStack(t, e.cfn, map[string]string{
 		"Stage": iamStage, "RakutenBaseUrl": sbSrv.URL,
 		// A deployment choice; high so that the test never waits on the limiter.
@@ -102,7 +102,7 @@ func newIAMEnv(t *testing.T) *iamEnv {
 	}, e.res)
 
 	endpoints := map[string]string{
-		"dynamodb": dynamotest.Endpoint(t), "secretsmanager": smSrv.URL, "sqs": e.sqsEnv.Endpoint,
+		"dynamodb": dynamotest.Endpoint(t), "secretsmanager": testenv.MotoEndpoint(t), "sqs": testenv.MotoEndpoint(t),
 	}
 	for id := range resourcesOfType(e.cfn, "AWS::Lambda::Function") {
 		e.cfg[id] = e.config(id, endpoints)
@@ -159,7 +159,7 @@ func (e *iamEnv) call(r *httpapi.Router, tenant, key string, params, query map[s
 func (e *iamEnv) deliver(want int) {
 	e.t.Helper()
 	p := &queue.Poller{
-		Client: e.sqsEnv.Client, QueueURL: e.sqsEnv.QueueURL, WaitSeconds: 1, Timeout: time.Minute,
+		Client: e.sqs, QueueURL: e.queueURL, WaitSeconds: 1, Timeout: time.Minute,
 		Handler: func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 			payload, _ := json.Marshal(ev)
 			out, err := lambda.NewHandler(e.worker.Handle).Invoke(ctx, payload)
@@ -270,7 +270,7 @@ func (e *iamEnv) drive() {
 	e.deliver(1)
 	// The same message delivered again: a duplicate of a finished run.
 	dup := merchantsync.SyncRequest{TenantID: "t1", Network: merchantsync.NetworkRakuten, RunID: run["runId"].(string), Trigger: merchantsync.TriggerManual}
-	if err := queue.New(e.sqsEnv.Client, e.sqsEnv.QueueURL).Send(e.ctx, dup); err != nil {
+	if err := queue.New(e.sqs, e.queueURL).Send(e.ctx, dup); err != nil {
 		t.Fatal(err)
 	}
 	e.deliver(1)

@@ -2,8 +2,8 @@ package infra
 
 // The IAM-vs-code test: every function's real handler, built by internal/app
 // from the environment the translated template gives it, is driven through
-// all its routes and paths against local services (DynamoDB Local, the
-// Secrets Manager fake, goaws, the Rakuten sandbox) with AWS clients whose
+// all its routes and paths against local services (DynamoDB Local, Secrets
+// Manager and SQS on moto, the Rakuten sandbox) with AWS clients whose
 // HTTP transport records the IAM permission each request needs. Those are
 // then compared, both ways, with the roles SAM generates from template.yaml.
 
@@ -15,10 +15,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/merchantsync/merchantsync/internal/dynamo/dynamotest"
+	"github.com/merchantsync/merchantsync/internal/testenv"
 )
 
-func TestMain(tm *testing.M) { dynamotest.Main(tm) }
+func TestMain(tm *testing.M) { testenv.Main(tm) }
 
 // iamServices are the services whose actions the roles may name.
 var iamServices = []string{"dynamodb", "secretsmanager", "sqs", "kms", "lambda"}

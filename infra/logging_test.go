@@ -14,8 +14,8 @@ import (
 
 	"github.com/merchantsync/merchantsync/internal/app"
 	"github.com/merchantsync/merchantsync/internal/dynamo/dynamotest"
-	"github.com/merchantsync/merchantsync/internal/queue/sqstest"
 	"github.com/merchantsync/merchantsync/internal/syncer"
+	"github.com/merchantsync/merchantsync/internal/testenv"
 )
 
 // lambdaLevels are Lambda's log levels, least severe first.
@@ -45,12 +45,12 @@ func lambdaKeeps(line map[string]any, applicationLogLevel string) bool {
 func TestLambdaKeepsEveryMetricLine(t *testing.T) {
 	cfn := translateTemplate(t, "prod")
 	table := dynamotest.NewTable(t, dynamotest.Client(t))
-	qe := sqstest.StartWith(t, sqstest.QueueOptions{})
+	qURL, _ := testenv.NewQueue(t, testenv.QueueOptions{})
 	t.Setenv("AWS_REGION", iamRegion)
 	t.Setenv("AWS_ACCESS_KEY_ID", "local")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
 	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamotest.Endpoint(t))
-	t.Setenv("AWS_ENDPOINT_URL_SQS", qe.Endpoint)
+	t.Setenv("AWS_ENDPOINT_URL_SQS", testenv.MotoEndpoint(t))
 	fn := m(m(m(cfn["Resources"])["SchedulerFunction"])["Properties"])
 	levels := list(m(m(cfn["Parameters"])["LogLevel"])["AllowedValues"])
 	if len(levels) == 0 {
@@ -59,7 +59,7 @@ func TestLambdaKeepsEveryMetricLine(t *testing.T) {
 	for _, level := range levels {
 		level := fmt.Sprint(level)
 		t.Run(level, func(t *testing.T) {
-			s := newStack(t, cfn, map[string]string{"Stage": "prod", "LogLevel": level}, resources{table: table, queueURL: qe.QueueURL})
+			s := newStack(t, cfn, map[string]string{"Stage": "prod", "LogLevel": level}, resources{table: table, queueURL: qURL})
 			env := functionEnvironment(t, cfn, s, "SchedulerFunction")
 			appLevel := s.mustResolve(t, "ApplicationLogLevel", m(fn["LoggingConfig"])["ApplicationLogLevel"])
 			env["AWS_LAMBDA_LOG_LEVEL"] = appLevel

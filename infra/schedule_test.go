@@ -18,8 +18,8 @@ import (
 	"github.com/merchantsync/merchantsync/internal/dynamo"
 	"github.com/merchantsync/merchantsync/internal/dynamo/dynamotest"
 	"github.com/merchantsync/merchantsync/internal/queue"
-	"github.com/merchantsync/merchantsync/internal/queue/sqstest"
 	"github.com/merchantsync/merchantsync/internal/syncer"
+	"github.com/merchantsync/merchantsync/internal/testenv"
 )
 
 // scheduleInput is the Input of the translated template's schedule that
@@ -75,10 +75,10 @@ func renderScheduleInput(t testing.TB, input string, at time.Time, executionID s
 // which the worker skips), and two scheduled runs differently.
 func TestScheduleRunIDSameForEveryAttempt(t *testing.T) {
 	input := scheduleInput(t, translateTemplate(t, "prod"))
-	qe := sqstest.StartWith(t, sqstest.QueueOptions{})
+	qURL, _ := testenv.NewQueue(t, testenv.QueueOptions{})
 	s := &syncer.Scheduler{
 		Store: dynamo.New(dynamotest.Client(t), dynamotest.NewTable(t, dynamotest.Client(t))),
-		Queue: queue.New(qe.Client, qe.QueueURL),
+		Queue: queue.New(testenv.SQSClient(t), qURL),
 	}
 	runID := func(payload []byte) string {
 		t.Helper()

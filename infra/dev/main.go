@@ -1,6 +1,6 @@
 // Command dev runs merchantsync locally (`make dev`): the API on LISTEN_ADDR
-// (default 127.0.0.1:8080) over DynamoDB Local, goaws SQS, a Secrets Manager
-// fake and the Rakuten sandbox, with the same handlers as in Lambda.
+// (default 127.0.0.1:8080) over DynamoDB Local, moto (SQS, Secrets Manager)
+// and the Rakuten sandbox, with the same handlers as in Lambda.
 package main
 
 import (

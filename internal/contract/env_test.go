@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"sort"
@@ -30,13 +29,11 @@ import (
 	"github.com/merchantsync/merchantsync/internal/dynamo"
 	"github.com/merchantsync/merchantsync/internal/dynamo/dynamotest"
 	"github.com/merchantsync/merchantsync/internal/httpapi"
+	"github.com/merchantsync/merchantsync/internal/merchantsync"
 	"github.com/merchantsync/merchantsync/internal/queue"
-	"github.com/merchantsync/merchantsync/internal/queue/sqstest"
-	"github.com/merchantsync/merchantsync/internal/rakuten"
 	"github.com/merchantsync/merchantsync/internal/rakuten/sandbox"
-	"github.com/merchantsync/merchantsync/internal/secrets"
-	"github.com/merchantsync/merchantsync/internal/secrets/secretstest"
 	"github.com/merchantsync/merchantsync/internal/syncer"
+	"github.com/merchantsync/merchantsync/internal/testenv"
 )
 
 // TestMain runs the tests on DynamoDB Local and, after a full run (no -run
@@ -52,6 +49,7 @@ func TestMain(m *testing.M) {
 			code = 1
 		}
 	}
+	testenv.Stop()
 	dynamotest.Stop()
 	os.Exit(code)
 }
@@ -122,22 +120,16 @@ func (c *coverageSet) missing() []string {
 
 // ---------------------------------------------------------------- environment
 
-// env is the three API functions on real parts: DynamoDB Local, the Secrets
-// Manager fake behind the real SDK client, the Rakuten sandbox over HTTP, the
-// goaws SQS emulator and, optionally, the sync worker fed by the queue
-// poller (as in the local stack).
+// env is the three API functions on the shared test world (DynamoDB Local,
+// Secrets Manager and SQS on moto, the Rakuten sandbox over HTTP) and,
+// optionally, the sync worker fed by the queue poller (as in the local
+// stack).
 type env struct {
+	*testenv.World
 	t       *testing.T
-	ddb     *dynamodb.Client
 	faults  *dynamotest.Faults
-	store   *dynamo.Store
-	sm      *secretstest.Fake
-	secrets *secrets.Store
 	sb      *sandbox.Server
-	rk      *rakuten.Client
 	account sandbox.Account
-	q       *queue.Queue
-	sqsURL  string
 
 	api, creds, syncNow *httpapi.Router
 	byKey               map[string]*httpapi.Router
@@ -145,39 +137,28 @@ type env struct {
 
 type envOptions struct {
 	worker bool // run the sync worker on the queue (for POST …/sync?wait)
-	store  *dynamo.Store
+	store  merchantsync.Store
 }
 
 const testPassword = "correct-horse-battery-staple"
 
 func newEnv(t *testing.T, opt envOptions) *env {
 	t.Helper()
-	e := &env{t: t, faults: dynamotest.NewFaults(), sm: secretstest.New()}
-	e.ddb = dynamotest.Client(t, dynamotest.WithFaults(e.faults), dynamotest.WithMaxAttempts(1))
-	e.store = dynamo.New(e.ddb, dynamotest.NewTable(t, e.ddb))
-	store := e.store
+	// One DynamoDB attempt: an injected throttle answers at once.
+	w := testenv.New(t, func(o *testenv.Options) { o.DDBAttempts = 1 })
+	e := &env{World: w, t: t, faults: w.DDBFaults, sb: w.Sandbox}
+	var store merchantsync.Store = w.Store
 	if opt.store != nil {
 		store = opt.store
 	}
-	e.secrets = secrets.New(e.sm.Client(t), "merchantsync/test", "")
-
-	e.sb = sandbox.New(sandbox.Options{})
 	e.account = sandbox.Account{ClientID: "client-1", ClientSecret: "client-secret-1", SiteID: "4022211",
 		Username: "publisher@example.com", Password: testPassword}
 	e.sb.AddAccount(e.account)
 	e.sb.SeedMerchants(e.account.SiteID, 12, 7)
-	srv := httptest.NewServer(e.sb)
-	t.Cleanup(srv.Close)
-	e.rk = rakuten.New(rakuten.Config{BaseURL: srv.URL, RequestsPerMinute: -1,
-		Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() }})
-
-	client, qurl := sqstest.Start(t)
-	e.q, e.sqsURL = queue.New(client, qurl), qurl
 
 	e.api = httpapi.NewAPIRouter(&httpapi.API{Store: store}, nil)
-	e.creds = httpapi.NewCredentialsRouter(&httpapi.Credentials{Store: store, Secrets: e.secrets,
-		Network: &rakuten.Network{Client: e.rk, Credentials: e.secrets}}, nil)
-	e.syncNow = httpapi.NewSyncNowRouter(&httpapi.SyncNow{Store: store, Queue: e.q, Poll: 50 * time.Millisecond}, nil)
+	e.creds = httpapi.NewCredentialsRouter(&httpapi.Credentials{Store: store, Secrets: w.Secrets, Network: w.Network}, nil)
+	e.syncNow = httpapi.NewSyncNowRouter(&httpapi.SyncNow{Store: store, Queue: w.Queue, Poll: 50 * time.Millisecond}, nil)
 	e.byKey = map[string]*httpapi.Router{}
 	for _, r := range []*httpapi.Router{e.api, e.creds, e.syncNow} {
 		for _, k := range r.Keys() {
@@ -186,9 +167,9 @@ func newEnv(t *testing.T, opt envOptions) *env {
 	}
 
 	if opt.worker {
-		engine := &syncer.Engine{Store: e.store, Network: &rakuten.Network{Client: e.rk, Credentials: e.secrets}}
+		engine := &syncer.Engine{Store: w.Store, Network: w.Network}
 		p := &queue.Poller{
-			Client: client, QueueURL: qurl, Handler: syncer.NewWorker(engine, nil).Handle,
+			Client: w.SQS, QueueURL: w.QueueURL, Handler: syncer.NewWorker(engine, nil).Handle,
 			WaitSeconds: 1, Timeout: 2 * time.Minute, Logger: slog.New(slog.DiscardHandler),
 		}
 		ctx, cancel := context.WithCancel(context.Background())

@@ -254,7 +254,7 @@ func TestErrorResponsesMatchTheDocument(t *testing.T) {
 	e.expect(call{method: "PUT", path: settings, body: `{"enabled":false}`}, 200, "")
 	e.expect(call{method: "POST", path: syncPath}, 409, "sync_disabled")
 	// A 500 from a Secrets Manager fault.
-	e.sm.InjectError("DeleteSecret", "InternalServiceError", 10)
+	e.SMFail.Fail("DeleteSecret", "InternalServiceError", 10)
 	e.expect(call{method: "DELETE", path: creds}, 500, "internal")
 }
 

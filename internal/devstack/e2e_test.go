@@ -17,12 +17,11 @@ import (
 	"github.com/merchantsync/merchantsync/internal/dynamo/dynamotest"
 	"github.com/merchantsync/merchantsync/internal/merchantsync"
 	"github.com/merchantsync/merchantsync/internal/queue"
-	"github.com/merchantsync/merchantsync/internal/queue/sqstest"
 	"github.com/merchantsync/merchantsync/internal/rakuten/sandbox"
-	"github.com/merchantsync/merchantsync/internal/secrets/secretstest"
+	"github.com/merchantsync/merchantsync/internal/testenv"
 )
 
-func TestMain(m *testing.M) { dynamotest.Main(m) }
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 // writeCounter counts DynamoDB item writes on the wire: one per PutItem,
 // UpdateItem or DeleteItem, one per item of a TransactWriteItems
@@ -81,9 +80,9 @@ func (c *writeCounter) reset() {
 }
 
 // TestLocalStackDailyFlow runs the acceptance flow on the local
-// stack's parts: the HTTP gateway invoking the API functions, goaws with the
-// poller feeding the sync worker, DynamoDB Local, the Secrets Manager fake
-// and the Rakuten sandbox seeded with 1,000 merchants.
+// stack's parts: the HTTP gateway invoking the API functions, SQS on moto
+// with the poller feeding the sync worker, DynamoDB Local, Secrets Manager
+// on moto and the Rakuten sandbox seeded with 1,000 merchants.
 func TestLocalStackDailyFlow(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -94,15 +93,8 @@ func TestLocalStackDailyFlow(t *testing.T) {
 	sb.SeedMerchants(acct.SiteID, 1000, 42)
 	rakutenSrv := httptest.NewServer(sb)
 	defer rakutenSrv.Close()
-	smSrv := httptest.NewServer(secretstest.New())
-	defer smSrv.Close()
-
-	sqsEndpoint := sqstest.Endpoint(t)
-	sqsClient := sqstest.NewClient(sqsEndpoint)
-	queueURL, _, err := sqstest.CreateQueue(ctx, sqsClient, "e2e-"+time.Now().Format("150405.000000"), sqstest.QueueOptions{VisibilityTimeout: 60})
-	if err != nil {
-		t.Fatal(err)
-	}
+	queueURL, _ := testenv.NewQueue(t, testenv.QueueOptions{VisibilityTimeout: 60})
+	sqsClient := testenv.SQSClient(t)
 	ddb := dynamotest.Client(t)
 	table := dynamotest.NewTable(t, ddb)
 
@@ -110,9 +102,9 @@ func TestLocalStackDailyFlow(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "local")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
 	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamotest.Endpoint(t))
-	t.Setenv("AWS_ENDPOINT_URL_SQS", sqsEndpoint)
-	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", smSrv.URL)
-	env := map[string]string{"TABLE_NAME": table, "SYNC_QUEUE_URL": queueURL, "SECRET_PREFIX": "merchantsync/e2e", "RAKUTEN_BASE_URL": rakutenSrv.URL}
+	t.Setenv("AWS_ENDPOINT_URL_SQS", testenv.MotoEndpoint(t))
+	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", testenv.MotoEndpoint(t))
+	env := map[string]string{"TABLE_NAME": table, "SYNC_QUEUE_URL": queueURL, "SECRET_PREFIX": testenv.SecretPrefix(t), "RAKUTEN_BASE_URL": rakutenSrv.URL}
 	cfg, err := app.Load(ctx, func(k string) string { return env[k] }, io.Discard)
 	if err != nil {
 		t.Fatal(err)

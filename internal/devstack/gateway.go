@@ -1,7 +1,6 @@
 // Package devstack runs merchantsync on one machine without an AWS account
 // or Docker: the same Lambda handlers behind a local HTTP gateway, DynamoDB
-// Local, the goaws SQS emulator, a Secrets Manager fake and the Rakuten
-// sandbox.
+// Local, moto for SQS and Secrets Manager, and the Rakuten sandbox.
 package devstack
 
 import (

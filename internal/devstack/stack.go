@@ -19,13 +19,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/merchantsync/merchantsync/internal/app"
 	"github.com/merchantsync/merchantsync/internal/dynamo"
 	"github.com/merchantsync/merchantsync/internal/queue"
-	"github.com/merchantsync/merchantsync/internal/queue/sqstest"
 	"github.com/merchantsync/merchantsync/internal/rakuten/sandbox"
-	"github.com/merchantsync/merchantsync/internal/secrets/secretstest"
 	"github.com/merchantsync/merchantsync/internal/syncer"
 )
 
@@ -33,7 +33,8 @@ import (
 type Options struct {
 	ListenAddr   string // the API; default 127.0.0.1:8080
 	RepoRoot     string // where infra/scripts lives
-	DynamoPort   int    // DynamoDB Local's port when the stack starts it; default 8766
+	DynamoPort   int    // DynamoDB Local's port when the stack starts it; default 8776
+	MotoPort     int    // moto's port when the stack starts it; default 8777
 	SandboxAddr  string // the Rakuten sandbox; default 127.0.0.1:0
 	Log          io.Writer
 	Out          io.Writer // the usage banner
@@ -46,8 +47,13 @@ func Run(ctx context.Context, o Options) error {
 	if o.ListenAddr == "" {
 		o.ListenAddr = "127.0.0.1:8080"
 	}
+	// Ports of their own, so `make dev` and `make test` (8765, 8766) can
+	// run side by side.
 	if o.DynamoPort == 0 {
-		o.DynamoPort = 8766
+		o.DynamoPort = 8776
+	}
+	if o.MotoPort == 0 {
+		o.MotoPort = 8777
 	}
 	if o.SandboxAddr == "" {
 		o.SandboxAddr = "127.0.0.1:0"
@@ -70,41 +76,25 @@ func Run(ctx context.Context, o Options) error {
 	setenvDefault("TABLE_NAME", "merchantsync-local")
 	setenvDefault("SECRET_PREFIX", "merchantsync/local")
 
-	// DynamoDB Local (AWS's own jar), unless an endpoint is given.
+	// DynamoDB Local (AWS's own jar) and moto (SQS, Secrets Manager),
+	// unless endpoints are given.
 	if os.Getenv("AWS_ENDPOINT_URL_DYNAMODB") == "" {
-		script := filepath.Join(o.RepoRoot, "infra", "scripts", "dynamodb-local.sh")
-		port := strconv.Itoa(o.DynamoPort)
-		out, err := exec.CommandContext(ctx, script, "start", port).Output()
+		ep, stop, err := startServer(ctx, o.RepoRoot, "dynamodb-local.sh", o.DynamoPort)
 		if err != nil {
 			return fmt.Errorf("start DynamoDB Local: %w", err)
 		}
-		os.Setenv("AWS_ENDPOINT_URL_DYNAMODB", strings.TrimSpace(string(out)))
-		cleanups = append(cleanups, func() { _ = exec.Command(script, "stop", port).Run() })
+		cleanups = append(cleanups, stop)
+		os.Setenv("AWS_ENDPOINT_URL_DYNAMODB", ep)
 	}
-
-	// SQS: goaws in-process.
-	sqsEndpoint, stopSQS, err := sqstest.StartServer(ctx, "127.0.0.1:0")
-	if err != nil {
-		return err
+	if os.Getenv("AWS_ENDPOINT_URL_SQS") == "" || os.Getenv("AWS_ENDPOINT_URL_SECRETS_MANAGER") == "" {
+		ep, stop, err := startServer(ctx, o.RepoRoot, "moto.sh", o.MotoPort)
+		if err != nil {
+			return fmt.Errorf("start moto: %w", err)
+		}
+		cleanups = append(cleanups, stop)
+		setenvDefault("AWS_ENDPOINT_URL_SQS", ep)
+		setenvDefault("AWS_ENDPOINT_URL_SECRETS_MANAGER", ep)
 	}
-	cleanups = append(cleanups, stopSQS)
-	os.Setenv("AWS_ENDPOINT_URL_SQS", sqsEndpoint)
-	queueURL, dlqURL, err := sqstest.CreateQueue(ctx, sqstest.NewClient(sqsEndpoint), "merchantsync-local-sync",
-		sqstest.QueueOptions{VisibilityTimeout: int(6 * o.WorkerBudget / time.Second), DLQName: "merchantsync-local-sync-dlq", MaxReceiveCount: 4})
-	if err != nil {
-		return err
-	}
-	os.Setenv("SYNC_QUEUE_URL", queueURL)
-	setenvDefault("SYNC_MAX_RECEIVES", "4")
-
-	// Secrets Manager: the wire-level fake (no emulator exists).
-	sm := secretstest.New()
-	smURL, stopSM, err := serve("127.0.0.1:0", sm)
-	if err != nil {
-		return err
-	}
-	cleanups = append(cleanups, stopSM)
-	os.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", smURL)
 
 	// The Rakuten sandbox, seeded with a demo account.
 	sb := sandbox.New(sandbox.Options{Logger: logger})
@@ -123,11 +113,21 @@ func Run(ctx context.Context, o Options) error {
 	if err := ensureTable(ctx, dynamodb.NewFromConfig(cfg.AWS), cfg.TableName); err != nil {
 		return err
 	}
+	sqsClient := sqs.NewFromConfig(cfg.AWS)
+	queueURL, dlqURL, err := ensureQueue(ctx, sqsClient, "merchantsync-local-sync", int(6*o.WorkerBudget/time.Second), 4)
+	if err != nil {
+		return err
+	}
+	cfg.QueueURL = queueURL
+	os.Setenv("SYNC_QUEUE_URL", queueURL)
+	if cfg.SyncMaxReceives == 0 {
+		cfg.SyncMaxReceives = 4
+	}
 
 	worker := cfg.SyncWorker()
 	scheduler := cfg.Scheduler()
 	poller := &queue.Poller{
-		Client: sqstest.NewClient(sqsEndpoint), QueueURL: queueURL, BatchSize: 5, WaitSeconds: 1,
+		Client: sqsClient, QueueURL: queueURL, BatchSize: 5, WaitSeconds: 1,
 		Timeout: o.WorkerBudget, Handler: worker.Handle, Logger: logger,
 	}
 	go func() {
@@ -293,4 +293,38 @@ Try:
   curl -s -X POST http://%[1]s/_dev/schedule               # fire the daily schedule now
 
 `, addr, sandboxURL, queueURL, dlqURL, demo.ClientID, demo.ClientSecret, sandbox.DemoMerchantCount, demo.SiteID, demo.Username, demo.Password)
+}
+
+// startServer starts a local server with its script in infra/scripts
+// (dynamodb-local.sh, moto.sh) on port, and returns its endpoint and how to
+// stop it.
+func startServer(ctx context.Context, root, script string, port int) (string, func(), error) {
+	path := filepath.Join(root, "infra", "scripts", script)
+	p := strconv.Itoa(port)
+	out, err := exec.CommandContext(ctx, path, "start", p).Output()
+	if err != nil {
+		return "", nil, err
+	}
+	return strings.TrimSpace(string(out)), func() { _ = exec.Command(path, "stop", p).Run() }, nil
+}
+
+// ensureQueue creates the sync queue and its dead-letter queue (after
+// maxReceives receives) unless they exist, and returns their URLs.
+func ensureQueue(ctx context.Context, c *sqs.Client, name string, visibility, maxReceives int) (string, string, error) {
+	dlq, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name + "-dlq")})
+	if err != nil {
+		return "", "", fmt.Errorf("create queue %s-dlq: %w", name, err)
+	}
+	attrs, err := c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: dlq.QueueUrl,
+		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn}})
+	if err != nil {
+		return "", "", fmt.Errorf("queue arn of %s-dlq: %w", name, err)
+	}
+	redrive := fmt.Sprintf(`{"deadLetterTargetArn":%q,"maxReceiveCount":"%d"}`, attrs.Attributes["QueueArn"], maxReceives)
+	q, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: map[string]string{
+		"VisibilityTimeout": strconv.Itoa(visibility), "RedrivePolicy": redrive}})
+	if err != nil {
+		return "", "", fmt.Errorf("create queue %s: %w", name, err)
+	}
+	return aws.ToString(q.QueueUrl), aws.ToString(dlq.QueueUrl), nil
 }

@@ -4,17 +4,18 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"github.com/aws/aws-lambda-go/events"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
+
 	"github.com/merchantsync/merchantsync/internal/httpapi"
 	"github.com/merchantsync/merchantsync/internal/rakuten"
 	"github.com/merchantsync/merchantsync/internal/rakuten/sandbox"
 	"github.com/merchantsync/merchantsync/internal/secrets"
-	"github.com/merchantsync/merchantsync/internal/secrets/secretstest"
+	"github.com/merchantsync/merchantsync/internal/testenv"
 )
 
 // credEnv is the credentials function on real parts: DynamoDB Local, the
@@ -23,7 +24,7 @@ type credEnv struct {
 	tb      *table
 	api     *httpapi.Router
 	creds   *httpapi.Router
-	sm      *secretstest.Fake
+	prefix  string // of the test's secrets, on moto
 	sb      *sandbox.Server
 	logs    *lockedBuffer
 	account sandbox.Account
@@ -36,7 +37,7 @@ const (
 
 func newCredEnv(t *testing.T) *credEnv {
 	t.Helper()
-	e := &credEnv{tb: newTable(t), sm: secretstest.New(), logs: &lockedBuffer{}}
+	e := &credEnv{tb: newTable(t), prefix: testenv.SecretPrefix(t), logs: &lockedBuffer{}}
 	e.sb = sandbox.New(sandbox.Options{})
 	e.account = sandbox.Account{ClientID: "client-1", ClientSecret: testSecret, SiteID: "4022211", Username: "publisher@example.com", Password: testPassword}
 	e.sb.AddAccount(e.account)
@@ -45,7 +46,7 @@ func newCredEnv(t *testing.T) *credEnv {
 	log := newLogger(e.logs)
 	now := func() time.Time { return time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC) }
 	e.api = httpapi.NewAPIRouter(&httpapi.API{Store: e.tb.store, Now: now}, log)
-	sec := secrets.New(e.sm.Client(t), "merchantsync/test", "")
+	sec := secrets.New(testenv.SecretsManagerClient(t), e.prefix, "")
 	rk := rakuten.New(rakuten.Config{BaseURL: srv.URL, Sleep: func(context.Context, time.Duration) error { return nil }})
 	e.creds = httpapi.NewCredentialsRouter(&httpapi.Credentials{
 		Store:   e.tb.store,
@@ -84,7 +85,7 @@ func (e *credEnv) assertNoLeaks(t *testing.T, responses ...map[string]any) {
 		outside += "\n" + string(b)
 	}
 	var inSM string
-	for _, v := range e.sm.All() {
+	for _, v := range testenv.SecretValues(t, e.prefix+"/") {
 		inSM += v + "\n"
 	}
 	if strings.Contains(outside, testPassword) || strings.Contains(inSM, testPassword) {
@@ -95,7 +96,7 @@ func (e *credEnv) assertNoLeaks(t *testing.T, responses ...map[string]any) {
 			t.Errorf("the %s reached DynamoDB, logs or a response", name)
 		}
 	}
-	for _, s := range e.sm.All() {
+	for _, s := range testenv.SecretValues(t, e.prefix+"/") {
 		var sec struct{ RefreshToken, AccessToken string }
 		_ = json.Unmarshal([]byte(s), &sec)
 		for _, tok := range []string{sec.RefreshToken, sec.AccessToken} {
@@ -113,12 +114,12 @@ func TestConnectStoresSecretOnlyInSecretsManager(t *testing.T) {
 	if status != 200 || str(body["state"]) != "connected" || str(body["username"]) != e.account.Username {
 		t.Fatalf("connect = %d %v", status, body)
 	}
-	all := e.sm.All()
+	all := testenv.SecretValues(t, e.prefix+"/")
 	if len(all) != 1 {
 		t.Fatalf("secrets = %d, want 1", len(all))
 	}
 	for name, v := range all {
-		if !strings.HasPrefix(name, "merchantsync/test/rakuten/") {
+		if !strings.HasPrefix(name, e.prefix+"/rakuten/") {
 			t.Errorf("secret name %q outside the prefix", name)
 		}
 		var sec struct{ ClientID, ClientSecret, SiteID, RefreshToken string }
@@ -169,7 +170,7 @@ func TestConnectRefusals(t *testing.T) {
 			if status != tt.status || errCode(body) != tt.code {
 				t.Fatalf("got %d %v, want %d %s", status, body, tt.status, tt.code)
 			}
-			if n := len(e.sm.All()); n != 0 {
+			if n := len(testenv.SecretValues(t, e.prefix+"/")); n != 0 {
 				t.Errorf("%d secrets stored after a refusal", n)
 			}
 			if after := e.tb.snapshot(t); strings.Join(before, "") != strings.Join(after, "") {
@@ -207,7 +208,7 @@ func TestCredentialsBadInput(t *testing.T) {
 			}
 		})
 	}
-	if e.sb.Calls("token") != 0 || len(e.sm.All()) != 0 || strings.Join(before, "") != strings.Join(e.tb.snapshot(t), "") {
+	if e.sb.Calls("token") != 0 || len(testenv.SecretValues(t, e.prefix+"/")) != 0 || strings.Join(before, "") != strings.Join(e.tb.snapshot(t), "") {
 		t.Error("bad input reached Rakuten or changed state")
 	}
 }
@@ -218,7 +219,7 @@ func TestCredentialsTenantIsolation(t *testing.T) {
 	if status, body := invoke(t, e.creds, req("PUT", "/v1/networks/rakuten/credentials", "tenant-a", e.credBody(testPassword), nil)); status != 200 {
 		t.Fatalf("A connects: %d %v", status, body)
 	}
-	secretsBefore := e.sm.All()
+	secretsBefore := testenv.SecretValues(t, e.prefix+"/")
 	// B has no IDs: it cannot connect, and it cannot reach A's secret.
 	if status, body := invoke(t, e.creds, req("PUT", "/v1/networks/rakuten/credentials", "tenant-b", e.credBody(testPassword), nil)); status != 409 {
 		t.Fatalf("B connects without ids: %d %v", status, body)
@@ -229,11 +230,11 @@ func TestCredentialsTenantIsolation(t *testing.T) {
 			t.Fatalf("B DELETE %s: %d %v", path, status, body)
 		}
 	}
-	if after := e.sm.All(); len(after) != 1 || len(secretsBefore) != 1 {
+	if after := testenv.SecretValues(t, e.prefix+"/"); len(after) != 1 || len(secretsBefore) != 1 {
 		t.Fatalf("A's secret was touched: %v", after)
 	}
 	for k, v := range secretsBefore {
-		if e.sm.All()[k] != v {
+		if testenv.SecretValues(t, e.prefix+"/")[k] != v {
 			t.Error("A's secret changed")
 		}
 	}
@@ -255,16 +256,16 @@ func TestDisconnectAndRemoveIDs(t *testing.T) {
 		t.Fatal("connect")
 	}
 	status, body := invoke(t, e.creds, req("DELETE", "/v1/networks/rakuten/credentials", "tenant-a", "", nil))
-	if status != 200 || str(body["state"]) != "ids_saved" || len(e.sm.All()) != 0 {
-		t.Fatalf("disconnect = %d %v, secrets %d", status, body, len(e.sm.All()))
+	if status != 200 || str(body["state"]) != "ids_saved" || len(testenv.SecretValues(t, e.prefix+"/")) != 0 {
+		t.Fatalf("disconnect = %d %v, secrets %d", status, body, len(testenv.SecretValues(t, e.prefix+"/")))
 	}
 	// Reconnecting at once works (the secret was deleted without a recovery window).
 	if status, body := invoke(t, e.creds, req("PUT", "/v1/networks/rakuten/credentials", "tenant-a", e.credBody(testPassword), nil)); status != 200 {
 		t.Fatalf("reconnect = %d %v", status, body)
 	}
 	status, body = invoke(t, e.creds, loadEventTenant(t, "credentials-delete-ids.json", "tenant-a"))
-	if status != 200 || str(body["state"]) != "not_configured" || len(e.sm.All()) != 0 {
-		t.Fatalf("DELETE ids = %d %v, secrets %d", status, body, len(e.sm.All()))
+	if status != 200 || str(body["state"]) != "not_configured" || len(testenv.SecretValues(t, e.prefix+"/")) != 0 {
+		t.Fatalf("DELETE ids = %d %v, secrets %d", status, body, len(testenv.SecretValues(t, e.prefix+"/")))
 	}
 	e.assertNoLeaks(t, body)
 }

@@ -19,9 +19,10 @@ import (
 
 	"github.com/merchantsync/merchantsync/internal/dynamo"
 	"github.com/merchantsync/merchantsync/internal/dynamo/dynamotest"
+	"github.com/merchantsync/merchantsync/internal/testenv"
 )
 
-func TestMain(m *testing.M) { dynamotest.Main(m) }
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 // lockedBuffer collects log output from concurrent handlers.
 type lockedBuffer struct {

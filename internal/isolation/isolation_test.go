@@ -18,7 +18,7 @@ import (
 // anything of tenant A.
 func TestTenantIsolation(t *testing.T) {
 	w := newWorld(t)
-	r := w.routersOn(w.store, w.secrets)
+	r := w.routersOn(w.store, w.Secrets)
 	res := checkIsolation(w, r)
 	for _, v := range res.violations {
 		t.Error(v)
@@ -134,9 +134,9 @@ func TestIsolationCheckerCatchesLeaks(t *testing.T) {
 			w := newWorld(t)
 			var r routers
 			if tt.method == "secrets.Delete" {
-				r = w.routersOn(w.store, &brokenSecrets{Store: w.secrets, from: w.B.ID, to: w.A.ID, connOf: w.connOf})
+				r = w.routersOn(w.store, &brokenSecrets{Store: w.Secrets, from: w.B.ID, to: w.A.ID, connOf: w.connOf})
 			} else {
-				r = w.routersOn(&brokenStore{Store: w.store, method: tt.method, from: w.B.ID, to: w.A.ID}, w.secrets)
+				r = w.routersOn(&brokenStore{Store: w.store, method: tt.method, from: w.B.ID, to: w.A.ID}, w.Secrets)
 			}
 			res := checkIsolation(w, r)
 			if len(res.violations) == 0 {

@@ -1,6 +1,6 @@
 // Package isolation holds the tenant-isolation suite: two tenants on real
-// local parts (DynamoDB Local, the Secrets Manager fake behind the real SDK
-// client, goaws, the Rakuten sandbox over HTTP, the real sync worker), and a
+// local parts (testenv.World: DynamoDB Local, Secrets Manager and SQS on
+// moto, the Rakuten sandbox over HTTP; the real sync worker), and a
 // walk of every route of every router as tenant B that must never see, change
 // or touch anything of tenant A. It is made of test files only.
 package isolation
@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http/httptest"
 	"sort"
 	"strconv"
 	"testing"
@@ -24,19 +23,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/merchantsync/merchantsync/internal/dynamo"
-	"github.com/merchantsync/merchantsync/internal/dynamo/dynamotest"
 	"github.com/merchantsync/merchantsync/internal/httpapi"
 	"github.com/merchantsync/merchantsync/internal/merchantsync"
-	"github.com/merchantsync/merchantsync/internal/queue"
-	"github.com/merchantsync/merchantsync/internal/queue/sqstest"
 	"github.com/merchantsync/merchantsync/internal/rakuten"
 	"github.com/merchantsync/merchantsync/internal/rakuten/sandbox"
-	"github.com/merchantsync/merchantsync/internal/secrets"
-	"github.com/merchantsync/merchantsync/internal/secrets/secretstest"
 	"github.com/merchantsync/merchantsync/internal/syncer"
+	"github.com/merchantsync/merchantsync/internal/testenv"
 )
 
-func TestMain(m *testing.M) { dynamotest.Main(m) }
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 const (
 	network      = merchantsync.NetworkRakuten
@@ -90,21 +85,16 @@ func newTenant(id, affiliateID, siteID, word string, midBase int64, n int) *tena
 	return tn
 }
 
-// world is the whole system for two tenants on local parts.
+// world is the whole system for two tenants on the shared test world.
 type world struct {
-	t       *testing.T
-	ctx     context.Context
-	ddb     *dynamodb.Client
-	store   *dynamo.Store
-	sm      *secretstest.Fake
-	secrets *secrets.Store
-	queue   *queue.Queue
-	sqsEnv  sqstest.Env
-	sb      *sandbox.Server
-	rk      *rakuten.Client
-	worker  *syncer.Worker
-	logger  *slog.Logger
-	A, B    *tenant
+	*testenv.World
+	t      *testing.T
+	ctx    context.Context
+	store  *dynamo.Store
+	sb     *sandbox.Server
+	worker *syncer.Worker
+	logger *slog.Logger
+	A, B   *tenant
 
 	// setup is the system with the real store and secrets, used to build
 	// the tenants' data.
@@ -126,10 +116,10 @@ func (w *world) routersOn(store merchantsync.Store, sec merchantsync.CredentialS
 	return routers{
 		API: httpapi.NewAPIRouter(&httpapi.API{Store: store, Now: time.Now}, w.logger),
 		Credentials: httpapi.NewCredentialsRouter(&httpapi.Credentials{
-			Store: store, Secrets: sec, Network: &rakuten.Network{Client: w.rk, Credentials: sec}, Now: time.Now, Logger: w.logger,
+			Store: store, Secrets: sec, Network: &rakuten.Network{Client: w.Rakuten, Credentials: sec}, Now: time.Now, Logger: w.logger,
 		}, w.logger),
 		SyncNow: httpapi.NewSyncNowRouter(&httpapi.SyncNow{
-			Store: store, Queue: w.queue, Now: time.Now, Poll: 20 * time.Millisecond, Logger: w.logger,
+			Store: store, Queue: w.Queue, Now: time.Now, Poll: 20 * time.Millisecond, Logger: w.logger,
 		}, w.logger),
 	}
 }
@@ -139,25 +129,10 @@ func (w *world) routersOn(store merchantsync.Store, sec merchantsync.CredentialS
 // two finished syncs: runs, relationships and changes exist for both.
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	w := &world{t: t, ctx: context.Background(), logger: slog.New(slog.NewJSONHandler(io.Discard, nil))}
-	w.ddb = dynamotest.Client(t)
-	w.store = dynamo.New(w.ddb, dynamotest.NewTable(t, w.ddb))
-	w.sm = secretstest.New()
-	w.secrets = secrets.New(w.sm.Client(t), secretPrefix, "")
-	w.sqsEnv = sqstest.StartWith(t, sqstest.QueueOptions{VisibilityTimeout: 30})
-	w.queue = queue.New(w.sqsEnv.Client, w.sqsEnv.QueueURL)
-
-	w.sb = sandbox.New(sandbox.Options{})
-	srv := httptest.NewServer(w.sb)
-	t.Cleanup(srv.Close)
-	w.rk = rakuten.New(rakuten.Config{
-		BaseURL: srv.URL, RequestsPerMinute: -1,
-		Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() },
-	})
-	w.worker = syncer.NewWorker(&syncer.Engine{
-		Store: w.store, Network: &rakuten.Network{Client: w.rk, Credentials: w.secrets}, Logger: w.logger,
-	}, w.logger)
-	w.setup = w.routersOn(w.store, w.secrets)
+	tw := testenv.New(t)
+	w := &world{World: tw, t: t, ctx: tw.Ctx, store: tw.Store, sb: tw.Sandbox, logger: slog.New(slog.NewJSONHandler(io.Discard, nil))}
+	w.worker = syncer.NewWorker(&syncer.Engine{Store: w.store, Network: tw.Network, Logger: w.logger}, w.logger)
+	w.setup = w.routersOn(w.store, tw.Secrets)
 
 	// 12 merchants for A (more than one page at limit 5), 9 for B.
 	w.A = newTenant("tenant-a", "AlphaAff0A1", "4022211", "Alphaville", 9_137_001, 12)
@@ -222,35 +197,11 @@ func (w *world) syncBoth() {
 	}
 }
 
-// drainQueue runs the sync worker (through lambda.NewHandler, as Lambda
-// does) on the queue's messages, the way the event source mapping does,
-// until want messages were handled.
+// drainQueue runs the sync worker on the queue's messages, the way the
+// event source mapping does, until want messages were handled.
 func (w *world) drainQueue(want int) {
 	w.t.Helper()
-	p := &queue.Poller{
-		Client: w.sqsEnv.Client, QueueURL: w.sqsEnv.QueueURL, WaitSeconds: 1, BatchSize: 10,
-		Timeout: time.Minute, Logger: w.logger,
-		Handler: func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-			payload, _ := json.Marshal(ev)
-			out, err := lambda.NewHandler(w.worker.Handle).Invoke(ctx, payload)
-			var resp events.SQSEventResponse
-			if err == nil {
-				err = json.Unmarshal(out, &resp)
-			}
-			return resp, err
-		},
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for got := 0; got < want; {
-		if time.Now().After(deadline) {
-			w.t.Fatalf("worker handled %d of %d messages", got, want)
-		}
-		n, err := p.PollOnce(w.ctx, "arn:aws:sqs:us-east-1:100010001000:isolation")
-		if err != nil {
-			w.t.Fatalf("poll: %v", err)
-		}
-		got += n
-	}
+	w.Deliver(w.worker.Handle, want)
 }
 
 // response is one API answer.
@@ -312,7 +263,7 @@ func (w *world) mustCall(r *httpapi.Router, tenantID, method, path string, query
 func (w *world) snapshot(tenantID string) []string {
 	w.t.Helper()
 	var out []string
-	p := dynamodb.NewScanPaginator(w.ddb, &dynamodb.ScanInput{
+	p := dynamodb.NewScanPaginator(w.DDB, &dynamodb.ScanInput{
 		TableName:                 aws.String(w.store.Table()),
 		ConsistentRead:            aws.Bool(true),
 		FilterExpression:          aws.String("begins_with(#pk, :pk)"),
@@ -366,7 +317,7 @@ func (w *world) secretOf(tenantID string) (string, bool) {
 	if conn == "" {
 		return "", false
 	}
-	v, ok := w.sm.All()[w.secrets.Name(tenantID, network, conn)]
+	v, ok := w.StoredSecrets()[w.Secrets.Name(tenantID, network, conn)]
 	return v, ok
 }
 

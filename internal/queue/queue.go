@@ -22,9 +22,18 @@ import (
 // MaxBatch is SQS's limit of entries in one SendMessageBatch.
 const MaxBatch = 10
 
+// API is the part of the SQS client the Queue uses; *sqs.Client is one. A
+// test wraps it to inject what the emulator cannot produce (entries SQS
+// reports Failed) or to count calls at a scale no emulator holds.
+type API interface {
+	SendMessage(context.Context, *sqs.SendMessageInput, ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
+	SendMessageBatch(context.Context, *sqs.SendMessageBatchInput, ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
+	ChangeMessageVisibility(context.Context, *sqs.ChangeMessageVisibilityInput, ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
+}
+
 // Queue sends merchantsync.SyncRequests to one SQS queue.
 type Queue struct {
-	client *sqs.Client
+	client API
 	url    string
 
 	// MaxAttempts bounds the SendMessageBatch calls made for one batch of
@@ -39,7 +48,7 @@ type Queue struct {
 }
 
 // New returns a Queue that sends to the queue at url.
-func New(client *sqs.Client, url string) *Queue {
+func New(client API, url string) *Queue {
 	return &Queue{client: client, url: url}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"regexp"
 	"strings"
 	"sync"
@@ -18,20 +19,59 @@ import (
 
 	"github.com/merchantsync/merchantsync/internal/merchantsync"
 	"github.com/merchantsync/merchantsync/internal/secrets"
-	"github.com/merchantsync/merchantsync/internal/secrets/secretstest"
+	"github.com/merchantsync/merchantsync/internal/testenv"
 )
 
 const prefix = "merchantsync/test"
 
+func TestMain(m *testing.M) { testenv.Main(m) }
+
 // conn is the connection id of every secret these tests store.
 const conn = "20260101T000000.000Z-0123456789"
 
-func newStore(t *testing.T) (*secrets.Store, *secretstest.Fake, *secretsmanager.Client) {
+// smEnv is Secrets Manager on moto for one test: a prefix of its own, and
+// the store's requests counted and failable on the wire.
+type smEnv struct {
+	t      *testing.T
+	prefix string
+	calls  *testenv.Counter
+	fail   *testenv.FailRequests
+	plain  *secretsmanager.Client
+}
+
+// newStore returns a store on moto (one attempt per call, so injected
+// failures show), the test's Secrets Manager and a plain client.
+func newStore(t *testing.T) (*secrets.Store, *smEnv, *secretsmanager.Client) {
 	t.Helper()
-	fake := secretstest.New()
-	client := fake.Client(t, func(o *secretsmanager.Options) { o.RetryMaxAttempts = 1 })
-	st := secrets.New(client, prefix, "alias/merchantsync-test")
-	return st, fake, client
+	e := &smEnv{t: t, prefix: testenv.SecretPrefix(t), calls: &testenv.Counter{}, fail: &testenv.FailRequests{}}
+	client := testenv.SecretsManagerClient(t, testenv.WithMaxAttempts(1), testenv.WithTransport(func(next http.RoundTripper) http.RoundTripper {
+		return e.calls.Wrap(e.fail.Wrap(next))
+	}))
+	e.plain = testenv.SecretsManagerClient(t)
+	return secrets.New(client, e.prefix, "alias/merchantsync-test"), e, e.plain
+}
+
+// All returns every secret of the test, by name.
+func (e *smEnv) All() map[string]string { return testenv.SecretValues(e.t, e.prefix+"/") }
+
+// Calls counts the store's requests of op.
+func (e *smEnv) Calls(op string) int { return e.calls.Calls(op) }
+
+// InjectError answers the store's next n requests of op with the AWS error code.
+func (e *smEnv) InjectError(op, code string, n int) { e.fail.Fail(op, code, n) }
+
+// describe returns the secret's KMS key id and tags as Secrets Manager keeps them.
+func (e *smEnv) describe(name string) (string, map[string]string) {
+	e.t.Helper()
+	out, err := e.plain.DescribeSecret(context.Background(), &secretsmanager.DescribeSecretInput{SecretId: aws.String(name)})
+	if err != nil {
+		e.t.Fatalf("DescribeSecret %s: %v", name, err)
+	}
+	tags := map[string]string{}
+	for _, tg := range out.Tags {
+		tags[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
+	}
+	return aws.ToString(out.KmsKeyId), tags
 }
 
 func sample(n int) merchantsync.Credentials {
@@ -67,10 +107,10 @@ func TestPutGetDeleteRoundTrip(t *testing.T) {
 	if _, ok := fake.All()[name]; !ok {
 		t.Fatalf("fake has no secret %q: %v", name, keys(fake.All()))
 	}
-	if k := fake.KMSKeyID(name); k != "alias/merchantsync-test" {
+	k, tags := fake.describe(name)
+	if k != "alias/merchantsync-test" {
 		t.Errorf("KmsKeyId = %q", k)
 	}
-	tags := fake.Tags(name)
 	if len(tags) != 1 || tags["app"] != "merchantsync" {
 		t.Errorf("tags = %v, want only app=merchantsync (no tenant tags)", tags)
 	}
@@ -160,7 +200,7 @@ func TestDeleteThenPutAgainAtOnce(t *testing.T) {
 // is not connected to Get, and an ended connection to Update.
 func TestScheduledForDeletion(t *testing.T) {
 	ctx := context.Background()
-	st, _, client := newStore(t)
+	st, fake, client := newStore(t)
 	name := st.Name("t2", "rakuten", conn)
 	if err := st.CreateCredentials(ctx, merchantsync.ConnectionKey{TenantID: "t2", Network: "rakuten", ID: conn}, sample(1)); err != nil {
 		t.Fatal(err)
@@ -171,6 +211,10 @@ func TestScheduledForDeletion(t *testing.T) {
 	if _, err := st.GetCredentials(ctx, merchantsync.ConnectionKey{TenantID: "t2", Network: "rakuten", ID: conn}); merchantsync.ErrorCode(err) != merchantsync.ENotConnected {
 		t.Fatalf("Get of a scheduled secret: %v", err)
 	}
+	// moto writes a version into a secret scheduled for deletion; AWS
+	// refuses with this answer, which is what the store must understand.
+	fake.fail.FailWithMessage("PutSecretValue", "InvalidRequestException",
+		"You can't perform this operation on the secret because it was marked for deletion.", 1)
 	if err := st.UpdateCredentials(ctx, merchantsync.ConnectionKey{TenantID: "t2", Network: "rakuten", ID: conn}, sample(2)); merchantsync.ErrorCode(err) != merchantsync.EConnectionChanged {
 		t.Fatalf("Update of a scheduled secret: %v", err)
 	}
@@ -261,7 +305,7 @@ func TestNameTrickyTenants(t *testing.T) {
 		if !awsName.MatchString(name) {
 			t.Errorf("Name(%q) = %q is not a valid secret name", tenant, name)
 		}
-		if !strings.HasPrefix(name, prefix+"/rakuten/") {
+		if !strings.HasPrefix(name, fake.prefix+"/rakuten/") {
 			t.Errorf("Name(%q) = %q lacks prefix", tenant, name)
 		}
 		if other, dup := seen[name]; dup {
@@ -282,10 +326,11 @@ func TestNameTrickyTenants(t *testing.T) {
 		t.Errorf("fake holds %d secrets, want %d", len(fake.All()), len(seen))
 	}
 	// Plain ids stay readable.
-	if got := st.Name("auth0_abc", "rakuten", conn); got != prefix+"/rakuten/auth0_abc/"+conn {
+	named := secrets.New(nil, prefix, "")
+	if got := named.Name("auth0_abc", "rakuten", conn); got != prefix+"/rakuten/auth0_abc/"+conn {
 		t.Errorf("Name(auth0_abc) = %q", got)
 	}
-	if got := st.Name("auth0|abc", "rakuten", conn); got != prefix+"/rakuten/x-"+fmt.Sprintf("%x", "auth0|abc")+"/"+conn {
+	if got := named.Name("auth0|abc", "rakuten", conn); got != prefix+"/rakuten/x-"+fmt.Sprintf("%x", "auth0|abc")+"/"+conn {
 		t.Errorf("Name(auth0|abc) = %q", got)
 	}
 	// A bad network id is refused before any call.
@@ -333,29 +378,27 @@ func FuzzName(f *testing.F) {
 	})
 }
 
-func TestFakeRejectsInvalidNames(t *testing.T) {
+// TestInvalidNamesNeverSent: a name Secrets Manager would refuse is refused
+// by the store before any request (moto validates no name, so the store's
+// own checks are what keeps one from going out).
+func TestInvalidNamesNeverSent(t *testing.T) {
 	ctx := context.Background()
-	fake := secretstest.New()
-	client := fake.Client(t, func(o *secretsmanager.Options) { o.RetryMaxAttempts = 1 })
-	for _, name := range []string{"a|b", "a b", "a#b", "ü", "a\x00", strings.Repeat("a", 513), "a,b"} {
-		_, err := client.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String("{}")})
-		if err == nil {
-			t.Errorf("fake accepted invalid name %q", name)
+	_, e, _ := newStore(t)
+	client := testenv.SecretsManagerClient(t, testenv.WithTransport(e.calls.Wrap))
+	for _, prefix := range []string{"merchant sync", "a|b", strings.Repeat("p", 513)} {
+		bad := secrets.New(client, prefix, "")
+		if err := bad.CreateCredentials(ctx, merchantsync.ConnectionKey{TenantID: "t", Network: "rakuten", ID: conn}, sample(0)); err == nil {
+			t.Errorf("Create with the prefix %q succeeded", prefix)
 		}
 	}
-	if _, err := client.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(strings.Repeat("a", 512)), SecretString: aws.String("{}")}); err != nil {
-		t.Errorf("fake refused a 512-char name: %v", err)
+	st := secrets.New(client, e.prefix, "")
+	big := sample(0)
+	big.AccessToken = strings.Repeat("a", 65537)
+	if err := st.CreateCredentials(ctx, merchantsync.ConnectionKey{TenantID: "t", Network: "rakuten", ID: conn}, big); err == nil {
+		t.Errorf("Create of a value over 65,536 bytes succeeded")
 	}
-	if _, err := client.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("big"), SecretString: aws.String(strings.Repeat("a", 65537))}); err == nil {
-		t.Errorf("fake accepted a 65,537-byte value")
-	}
-	// A store whose prefix yields invalid names fails before calling AWS.
-	bad := secrets.New(client, "merchant sync", "")
-	if err := bad.CreateCredentials(ctx, merchantsync.ConnectionKey{TenantID: "t", Network: "rakuten", ID: conn}, sample(0)); err == nil {
-		t.Errorf("Put with an invalid prefix succeeded")
-	}
-	if len(fake.All()) != 1 {
-		t.Errorf("fake holds %v", keys(fake.All()))
+	if n := e.Calls("CreateSecret"); n != 0 {
+		t.Fatalf("%d requests went out", n)
 	}
 }
 
@@ -434,18 +477,20 @@ func TestErrorsNeverContainSecretValues(t *testing.T) {
 }
 
 func TestSDKRetriesInjectedServerErrors(t *testing.T) {
-	fake := secretstest.New()
-	client := fake.Client(t, func(o *secretsmanager.Options) { o.RetryMaxAttempts = 3 })
-	st := secrets.New(client, prefix, "")
+	calls, fail := &testenv.Counter{}, &testenv.FailRequests{}
+	client := testenv.SecretsManagerClient(t, testenv.WithTransport(func(next http.RoundTripper) http.RoundTripper {
+		return calls.Wrap(fail.Wrap(next))
+	}))
+	st := secrets.New(client, testenv.SecretPrefix(t), "")
 	ctx := context.Background()
 	if err := st.CreateCredentials(ctx, merchantsync.ConnectionKey{TenantID: "t", Network: "rakuten", ID: conn}, sample(1)); err != nil {
 		t.Fatal(err)
 	}
-	fake.InjectError("GetSecretValue", "InternalServiceError", 2)
+	fail.Fail("GetSecretValue", "InternalServiceError", 2)
 	if _, err := st.GetCredentials(ctx, merchantsync.ConnectionKey{TenantID: "t", Network: "rakuten", ID: conn}); err != nil {
 		t.Fatalf("Get with 2 transient failures: %v", err)
 	}
-	if n := fake.Calls("GetSecretValue"); n != 3 {
+	if n := calls.Calls("GetSecretValue"); n != 3 {
 		t.Errorf("GetSecretValue calls = %d, want 3", n)
 	}
 }

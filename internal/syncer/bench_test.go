@@ -37,7 +37,7 @@ func benchSync(b *testing.B, merchants, churn int) {
 	e := newEnv(b)
 	sim := startSandboxProcess(b)
 	e.sim = sim
-	e.useRakuten(e.newRakuten(sim.URL))
+	e.useRakuten(e.RakutenClient(sim.URL))
 	acct := e.connect("bench", merchants)
 	if run := e.sync("bench"); run.State != merchantsync.RunSucceeded || run.MerchantsSynced != merchants {
 		b.Fatalf("baseline: %+v", run)
@@ -45,7 +45,7 @@ func benchSync(b *testing.B, merchants, churn int) {
 	ms := sim.Merchants(acct.SiteID)
 	var changes int
 	var cpu time.Duration
-	e.counter.Reset()
+	e.DDBCalls.Reset()
 	sim.ResetCalls()
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -60,11 +60,11 @@ func benchSync(b *testing.B, merchants, churn int) {
 			ms[j].Status = st
 			sim.SetStatus(acct.SiteID, ms[j].MID, st)
 		}
-		e.clock.Advance(24 * time.Hour)
-		req := manual("bench", e.clock.Now())
+		e.Clock.Advance(24 * time.Hour)
+		req := manual("bench", e.Clock.Now())
 		b.StartTimer()
 		start := cpuTime()
-		run, err := e.engine.Sync(e.ctx, req)
+		run, err := e.engine.Sync(e.Ctx, req)
 		cpu += cpuTime() - start
 		if err != nil || run.State != merchantsync.RunSucceeded {
 			b.Fatalf("sync: %+v %v", run, err)

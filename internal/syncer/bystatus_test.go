@@ -19,8 +19,8 @@ func TestPullByStatusAfterAnActiveOnlyAPI(t *testing.T) {
 	sb := sandbox.New(sandbox.Options{UnfilteredActiveOnly: true})
 	srv := httptest.NewServer(sb)
 	t.Cleanup(srv.Close)
-	e.sb, e.sim = sb, sb
-	e.useRakuten(e.newRakuten(srv.URL))
+	e.Sandbox, e.sim = sb, sb
+	e.useRakuten(e.RakutenClient(srv.URL))
 	acct := e.connect("t1", 300)
 	counts := sb.CountsByStatus(acct.SiteID)
 
@@ -44,7 +44,7 @@ func TestPullByStatusAfterAnActiveOnlyAPI(t *testing.T) {
 		}
 	}
 	var r merchantsync.Relationship
-	for _, x := range e.rels("t1") {
+	for _, x := range e.Relationships("t1") {
 		if x.AdvertiserID == declined {
 			r = x
 		}
@@ -54,12 +54,12 @@ func TestPullByStatusAfterAnActiveOnlyAPI(t *testing.T) {
 	}
 
 	e.useRakuten(rakuten.New(rakuten.Config{BaseURL: srv.URL, RequestsPerMinute: -1, PullByStatus: true}))
-	since := e.clock.Now()
+	since := e.Clock.Now()
 	run = e.sync("t1")
 	if run.State != merchantsync.RunSucceeded || run.MerchantsSynced != 300 || !equalCounts(run.Counts, e.wantCounts(acct.SiteID)) {
 		t.Fatalf("by-status sync: %+v, want all 300 with the sandbox's counts %v", run, e.wantCounts(acct.SiteID))
 	}
-	changes, _, err := e.store.ListChanges(e.ctx, "t1", network, since, 100, "")
+	changes, _, err := e.Store.ListChanges(e.Ctx, "t1", network, since, 100, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestPullByStatusAfterAnActiveOnlyAPI(t *testing.T) {
 		changes[0].From != merchantsync.StatusRemoved || changes[0].RawFrom != RawMissing || changes[0].To != merchantsync.StatusDeclined {
 		t.Fatalf("changes %+v (run says %d), want one: %d removed (missing) → declined", changes, run.Changes, declined)
 	}
-	if n := len(e.rels("t1")); n != 300 {
+	if n := len(e.Relationships("t1")); n != 300 {
 		t.Fatalf("%d relationships stored, want 300", n)
 	}
 }

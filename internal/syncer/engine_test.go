@@ -30,16 +30,17 @@ func TestSyncFirstPullThenChanges(t *testing.T) {
 	if run.Changes != 0 {
 		t.Fatalf("the first pull is a baseline, got %d changes", run.Changes)
 	}
-	if tok, pages := e.sb.Calls(sandbox.EndpointToken), e.sb.Calls(sandbox.EndpointPartnerships); tok != 1 || pages != 5 {
-		t.Fatalf("rakuten calls: token %d partnerships %d, want 1 + 5", tok, pages)
+	// Connecting obtained a token, which the first sync still uses.
+	if tok, pages := e.Sandbox.Calls(sandbox.EndpointToken), e.Sandbox.Calls(sandbox.EndpointPartnerships); tok != 0 || pages != 5 {
+		t.Fatalf("rakuten calls: token %d partnerships %d, want 0 + 5", tok, pages)
 	}
-	if run.APICalls != 6 {
-		t.Fatalf("run.APICalls = %d, want 6", run.APICalls)
+	if run.APICalls != 5 {
+		t.Fatalf("run.APICalls = %d, want 5", run.APICalls)
 	}
-	if got := len(e.rels("t1")); got != 1000 {
+	if got := len(e.Relationships("t1")); got != 1000 {
 		t.Fatalf("stored %d relationships", got)
 	}
-	a := e.account("t1")
+	a := e.Account("t1")
 	if a.LastRun == nil || a.LastRun.RunID != run.RunID || !equalCounts(a.Counts, run.Counts) || a.LastSyncAt.IsZero() {
 		t.Fatalf("account after sync: %+v", a)
 	}
@@ -49,7 +50,7 @@ func TestSyncFirstPullThenChanges(t *testing.T) {
 	t.Logf("first sync of 1000: DynamoDB writes %v", e.writeOps())
 
 	// Change ten statuses.
-	ms := e.sb.Merchants(acct.SiteID)
+	ms := e.Sandbox.Merchants(acct.SiteID)
 	changed := map[int64]string{}
 	for _, m := range ms {
 		if len(changed) == 10 {
@@ -60,17 +61,17 @@ func TestSyncFirstPullThenChanges(t *testing.T) {
 		}
 	}
 	for mid, st := range changed {
-		if err := e.sb.SetStatus(acct.SiteID, mid, st); err != nil {
+		if err := e.Sandbox.SetStatus(acct.SiteID, mid, st); err != nil {
 			t.Fatal(err)
 		}
 	}
-	e.sb.ResetCalls()
-	e.counter.Reset()
+	e.Sandbox.ResetCalls()
+	e.DDBCalls.Reset()
 	run2 := e.sync("t1")
 	if run2.State != merchantsync.RunSucceeded || run2.Changes != 10 || run2.MerchantsSynced != 1000 {
 		t.Fatalf("second sync: %+v", run2)
 	}
-	if tok, pages := e.sb.Calls(sandbox.EndpointToken), e.sb.Calls(sandbox.EndpointPartnerships); tok != 0 || pages != 5 {
+	if tok, pages := e.Sandbox.Calls(sandbox.EndpointToken), e.Sandbox.Calls(sandbox.EndpointPartnerships); tok != 0 || pages != 5 {
 		t.Fatalf("second sync rakuten calls: token %d partnerships %d (the stored access token is still valid)", tok, pages)
 	}
 	w := e.writeOps()
@@ -87,10 +88,10 @@ func TestSyncFirstPullThenChanges(t *testing.T) {
 	if w["PutItem"] != 2 || w["UpdateItem"] != 1 || w["DeleteItem"] != 0 || w["BatchWriteItem"] != 0 {
 		t.Fatalf("run/account writes %v, want 2 PutItem (run created, running), 1 UpdateItem (lease taken)", w)
 	}
-	if acct, err := e.store.GetAccount(e.ctx, "t1", network); err != nil || acct.LeaseRunID != "" {
+	if acct, err := e.Store.GetAccount(e.Ctx, "t1", network); err != nil || acct.LeaseRunID != "" {
 		t.Fatalf("lease after the run: %+v %v, want released", acct, err)
 	}
-	changes, _, err := e.store.ListChanges(e.ctx, "t1", network, time.Time{}, 100, "")
+	changes, _, err := e.Store.ListChanges(e.Ctx, "t1", network, time.Time{}, 100, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,31 +110,31 @@ func TestSyncFirstPullThenChanges(t *testing.T) {
 
 	// Nothing changed: nothing but the run and account items is written
 	// (the finish transaction's run put).
-	e.counter.Reset()
+	e.DDBCalls.Reset()
 	run3 := e.sync("t1")
-	if run3.Changes != 0 || e.counter.WriteItems() != 1 || e.counter.Op("TransactWriteItems") != 1 {
-		t.Fatalf("unchanged sync put %d items in %d transactions: %+v", e.counter.WriteItems(), e.counter.Op("TransactWriteItems"), run3)
+	if run3.Changes != 0 || e.DDBCalls.WriteItems() != 1 || e.DDBCalls.Op("TransactWriteItems") != 1 {
+		t.Fatalf("unchanged sync put %d items in %d transactions: %+v", e.DDBCalls.WriteItems(), e.DDBCalls.Op("TransactWriteItems"), run3)
 	}
 
 	// The rotated refresh token is in Secrets Manager and works.
-	sec, err := e.secret("t1")
+	sec, err := e.Credentials("t1")
 	if err != nil || sec.RefreshToken == "" || sec.AccessToken == "" {
 		t.Fatalf("secret after sync: %v %v", sec, err)
 	}
-	e.sb.ExpireAccessTokens()
-	e.sb.ResetCalls()
+	e.Sandbox.ExpireAccessTokens()
+	e.Sandbox.ResetCalls()
 	run4 := e.sync("t1")
-	if run4.State != merchantsync.RunSucceeded || e.sb.Calls(sandbox.EndpointToken) != 1 {
-		t.Fatalf("sync with the rotated refresh token: %+v, token calls %d", run4, e.sb.Calls(sandbox.EndpointToken))
+	if run4.State != merchantsync.RunSucceeded || e.Sandbox.Calls(sandbox.EndpointToken) != 1 {
+		t.Fatalf("sync with the rotated refresh token: %+v, token calls %d", run4, e.Sandbox.Calls(sandbox.EndpointToken))
 	}
-	sec2, _ := e.secret("t1")
+	sec2, _ := e.Credentials("t1")
 	if sec2.RefreshToken == sec.RefreshToken {
 		t.Fatal("refresh token not rotated in Secrets Manager")
 	}
 	assertNoLeaks(t, e)
 	checkEMF(t, e.metrics.String(), "t1")
 	for _, attr := range []string{`"tenant_id":"t1"`, `"run_id":"` + run2.RunID + `"`, `"trigger":"manual"`, `"network":"rakuten"`} {
-		if !strings.Contains(e.logs.String(), attr) {
+		if !strings.Contains(e.Logs.String(), attr) {
 			t.Errorf("logs lack %s", attr)
 		}
 	}
@@ -142,10 +143,10 @@ func TestSyncFirstPullThenChanges(t *testing.T) {
 // assertNoLeaks: no secret value in any DynamoDB item, log line or metric.
 func assertNoLeaks(t *testing.T, e *env) {
 	t.Helper()
-	items := e.scanTable()
-	logs := e.logs.String()
+	items := e.ScanTable()
+	logs := e.Logs.String()
 	metrics := e.metrics.String()
-	vals := e.secretValues()
+	vals := e.SecretValues()
 	if len(vals) < 4 {
 		t.Fatalf("leak check has only %d values to look for", len(vals))
 	}
@@ -177,16 +178,16 @@ func TestSyncVanishingMerchant(t *testing.T) {
 	acct := e.connect("t1", 50)
 	first := e.sync("t1")
 	var mid int64
-	for _, m := range e.sb.Merchants(acct.SiteID) {
+	for _, m := range e.Sandbox.Merchants(acct.SiteID) {
 		if m.Status == "active" {
 			mid = m.MID
 			break
 		}
 	}
-	e.sb.RemoveMerchant(acct.SiteID, mid)
+	e.Sandbox.RemoveMerchant(acct.SiteID, mid)
 	for i := 1; i <= 4; i++ {
 		run := e.sync("t1")
-		r := findRel(e.rels("t1"), mid)
+		r := findRel(e.Relationships("t1"), mid)
 		if r == nil {
 			t.Fatalf("miss %d: relationship deleted", i)
 		}
@@ -213,9 +214,9 @@ func TestSyncVanishingMerchant(t *testing.T) {
 		}
 	}
 	// It comes back: joined again, one change.
-	e.sb.AddMerchant(acct.SiteID, sandbox.Merchant{MID: mid, Network: 1, Name: "Back", Status: "active", AdvertiserStatus: "active"})
+	e.Sandbox.AddMerchant(acct.SiteID, sandbox.Merchant{MID: mid, Network: 1, Name: "Back", Status: "active", AdvertiserStatus: "active"})
 	run := e.sync("t1")
-	r := findRel(e.rels("t1"), mid)
+	r := findRel(e.Relationships("t1"), mid)
 	if r.Status != merchantsync.StatusJoined || r.MissedPulls != 0 || run.Changes != 1 {
 		t.Fatalf("back: %+v changes %d", r, run.Changes)
 	}
@@ -226,9 +227,9 @@ func TestSyncSuspiciousEmptyPull(t *testing.T) {
 	e := newEnv(t)
 	acct := e.connect("t1", 30)
 	e.sync("t1")
-	before := e.rels("t1")
-	for _, m := range e.sb.Merchants(acct.SiteID) {
-		e.sb.RemoveMerchant(acct.SiteID, m.MID)
+	before := e.Relationships("t1")
+	for _, m := range e.Sandbox.Merchants(acct.SiteID) {
+		e.Sandbox.RemoveMerchant(acct.SiteID, m.MID)
 	}
 	for range 3 {
 		run := e.sync("t1")
@@ -236,10 +237,10 @@ func TestSyncSuspiciousEmptyPull(t *testing.T) {
 			t.Fatalf("empty pull: %+v", run)
 		}
 	}
-	if after := e.rels("t1"); !reflect.DeepEqual(before, after) {
+	if after := e.Relationships("t1"); !reflect.DeepEqual(before, after) {
 		t.Fatal("an empty pull changed stored relationships")
 	}
-	if a := e.account("t1"); a.State != merchantsync.StateError || a.LeaseRunID != "" {
+	if a := e.Account("t1"); a.State != merchantsync.StateError || a.LeaseRunID != "" {
 		t.Fatalf("account after empty pull: %+v", a)
 	}
 }
@@ -259,64 +260,64 @@ func TestSyncFaults(t *testing.T) {
 		{name: "401 expiry mid-paging", arrange: func(a sandbox.Account) {
 			f := sandbox.ExpiredTokenFault()
 			f.AfterCalls = 2
-			e.sb.Inject(f)
+			e.Sandbox.Inject(f)
 		}, state: merchantsync.RunSucceeded},
 		{name: "throttle 403", arrange: func(a sandbox.Account) {
 			f := sandbox.ThrottleFault403()
 			f.Times, f.AfterCalls = 3, 1
-			e.sb.Inject(f)
+			e.Sandbox.Inject(f)
 		}, state: merchantsync.RunSucceeded},
 		{name: "throttle 429", arrange: func(a sandbox.Account) {
 			f := sandbox.Throttle429()
 			f.Times = 2
-			e.sb.Inject(f)
+			e.Sandbox.Inject(f)
 		}, state: merchantsync.RunSucceeded},
 		{name: "throttle 503", arrange: func(a sandbox.Account) {
 			f := sandbox.Unavailable503XML()
 			f.Times, f.AfterCalls = 2, 3
-			e.sb.Inject(f)
+			e.Sandbox.Inject(f)
 		}, state: merchantsync.RunSucceeded},
 		{name: "500 twice", arrange: func(a sandbox.Account) {
 			f := sandbox.ServerError500JSON()
 			f.Times, f.AfterCalls = 2, 1
-			e.sb.Inject(f)
+			e.Sandbox.Inject(f)
 		}, state: merchantsync.RunSucceeded},
 		{name: "500 for good", arrange: func(a sandbox.Account) {
 			f := sandbox.ServerError500JSON()
 			f.Times, f.AfterCalls = -1, 2
-			e.sb.Inject(f)
+			e.Sandbox.Inject(f)
 		}, state: merchantsync.RunFailed, code: merchantsync.ENetworkUnavailable, acct: merchantsync.StateError},
 		{name: "throttled for good", arrange: func(a sandbox.Account) {
 			f := sandbox.ThrottleFault403()
 			f.Times, f.AfterCalls = -1, 1
-			e.sb.Inject(f)
+			e.Sandbox.Inject(f)
 		}, state: merchantsync.RunFailed, code: merchantsync.ENetworkUnavailable, acct: merchantsync.StateError},
 		{name: "malformed page", arrange: func(a sandbox.Account) {
 			f := sandbox.MalformedJSON()
 			f.AfterCalls = 3
-			e.sb.Inject(f)
+			e.Sandbox.Inject(f)
 		}, state: merchantsync.RunFailed, code: merchantsync.ENetworkUnavailable, acct: merchantsync.StateError},
 		{name: "html page", arrange: func(a sandbox.Account) {
 			f := sandbox.HTMLErrorPage()
 			f.AfterCalls = 1
-			e.sb.Inject(f)
+			e.Sandbox.Inject(f)
 		}, state: merchantsync.RunFailed, code: merchantsync.ENetworkUnavailable, acct: merchantsync.StateError},
 		{name: "entitlement", arrange: func(a sandbox.Account) {
-			e.sb.Inject(sandbox.EntitlementFault403())
+			e.Sandbox.Inject(sandbox.EntitlementFault403())
 		}, state: merchantsync.RunFailed, code: merchantsync.ENetworkAuthFailed, acct: merchantsync.StateError},
 		{name: "slow past the deadline", arrange: func(a sandbox.Account) {
-			e.sb.Inject(sandbox.Fault{Endpoint: sandbox.EndpointPartnerships, AfterCalls: 2, Delay: time.Minute})
+			e.Sandbox.Inject(sandbox.Fault{Endpoint: sandbox.EndpointPartnerships, AfterCalls: 2, Delay: time.Minute})
 		}, ctx: func() (context.Context, context.CancelFunc) {
 			return context.WithTimeout(context.Background(), 3*time.Second) // FinishReserve 2s: the pull gets ~1s
 		}, state: merchantsync.RunFailed, code: merchantsync.ENetworkUnavailable, acct: merchantsync.StateError},
 		{name: "refresh refused, token key works", arrange: func(a sandbox.Account) {
-			e.sb.ExpireAccessTokens()
-			e.sb.RevokeRefreshTokens(a.SiteID)
+			e.Sandbox.ExpireAccessTokens()
+			e.Sandbox.RevokeRefreshTokens(a.SiteID)
 		}, state: merchantsync.RunSucceeded},
 		{name: "refresh and token key refused", arrange: func(a sandbox.Account) {
-			e.sb.ExpireAccessTokens()
-			e.sb.RevokeRefreshTokens(a.SiteID)
-			e.sb.SetTokenKeyEnabled(false)
+			e.Sandbox.ExpireAccessTokens()
+			e.Sandbox.RevokeRefreshTokens(a.SiteID)
+			e.Sandbox.SetTokenKeyEnabled(false)
 		}, state: merchantsync.RunFailed, code: merchantsync.EReauthRequired, acct: merchantsync.StateReauthRequired},
 	}
 	for i, tc := range cases {
@@ -329,16 +330,16 @@ func TestSyncFaults(t *testing.T) {
 			}
 			// Some changes that a failed run must not apply.
 			n := 0
-			for _, m := range e.sb.Merchants(a.SiteID) {
+			for _, m := range e.Sandbox.Merchants(a.SiteID) {
 				if n < 5 && m.Status != "permanent-remove" {
-					_ = e.sb.SetStatus(a.SiteID, m.MID, "permanent-remove")
+					_ = e.Sandbox.SetStatus(a.SiteID, m.MID, "permanent-remove")
 					n++
 				}
 			}
-			before := e.rels(tenant)
-			e.sb.ResetCalls()
+			before := e.Relationships(tenant)
+			e.Sandbox.ResetCalls()
 			tc.arrange(a)
-			t.Cleanup(func() { e.sb.ClearFaults(); e.sb.SetTokenKeyEnabled(true) })
+			t.Cleanup(func() { e.Sandbox.ClearFaults(); e.Sandbox.SetTokenKeyEnabled(true) })
 
 			ctx, cancel := context.WithCancel(context.Background())
 			if tc.ctx != nil {
@@ -347,23 +348,23 @@ func TestSyncFaults(t *testing.T) {
 			defer cancel()
 			eng := *e.engine
 			eng.FinishReserve = 2 * time.Second
-			e.clock.Advance(24 * time.Hour)
-			run, err := eng.Sync(ctx, manual(tenant, e.clock.Now()))
+			e.Clock.Advance(24 * time.Hour)
+			run, err := eng.Sync(ctx, manual(tenant, e.Clock.Now()))
 			if err != nil {
 				t.Fatalf("Sync: %v", err)
 			}
 			if run.State != tc.state {
 				t.Fatalf("state %s, want %s: %+v %+v", run.State, tc.state, run, run.Error)
 			}
-			stored, _ := e.store.GetRun(e.ctx, tenant, network, run.RunID)
+			stored, _ := e.Store.GetRun(e.Ctx, tenant, network, run.RunID)
 			if stored == nil || stored.State != run.State {
 				t.Fatalf("stored run %+v", stored)
 			}
-			acct := e.account(tenant)
+			acct := e.Account(tenant)
 			if acct.LeaseRunID != "" {
 				t.Fatalf("lease left behind: %+v", acct)
 			}
-			after := e.rels(tenant)
+			after := e.Relationships(tenant)
 			if run.State == merchantsync.RunFailed {
 				if run.Error == nil || run.Error.Code != tc.code || run.Error.Message == "" {
 					t.Fatalf("error %+v, want code %s", run.Error, tc.code)
@@ -386,12 +387,12 @@ func TestSyncFaults(t *testing.T) {
 					t.Fatalf("account state %s", acct.State)
 				}
 				t.Logf("succeeded: rakuten calls %d (token %d, partnerships %d)", run.APICalls,
-					e.sb.Calls(sandbox.EndpointToken), e.sb.Calls(sandbox.EndpointPartnerships))
+					e.Sandbox.Calls(sandbox.EndpointToken), e.Sandbox.Calls(sandbox.EndpointPartnerships))
 			}
 			if tc.acct == merchantsync.StateReauthRequired {
 				due := 0
 				for shard := range 16 {
-					_, _ = e.store.QueryDue(e.ctx, shard, func(p []merchantsync.AccountKey) error {
+					_, _ = e.Store.QueryDue(e.Ctx, shard, func(p []merchantsync.AccountKey) error {
 						for _, d := range p {
 							if d.TenantID == tenant {
 								due++
@@ -415,45 +416,45 @@ func TestSyncInternalFaultsResume(t *testing.T) {
 	e := newEnv(t)
 	e.connect("t1", 300)
 	e.sync("t1")
-	before := e.rels("t1")
+	before := e.Relationships("t1")
 
 	for _, tc := range []struct {
 		name   string
 		inject func()
 		change bool // a merchant changes, so relationships are written before the finish
 	}{
-		{"secrets manager down", func() { e.smFake.InjectError("GetSecretValue", "InternalServiceError", 3) }, true},
-		{"dynamodb throttling the writes", func() { e.faults.Throttle("TransactWriteItems", 3) }, true},
-		{"dynamodb throttling the finish", func() { e.faults.Throttle("TransactWriteItems", 3) }, false},
+		{"secrets manager down", func() { e.SMFail.Fail("GetSecretValue", "InternalServiceError", 3) }, true},
+		{"dynamodb throttling the writes", func() { e.DDBFaults.Throttle("TransactWriteItems", 3) }, true},
+		{"dynamodb throttling the finish", func() { e.DDBFaults.Throttle("TransactWriteItems", 3) }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e.clock.Advance(24 * time.Hour)
+			e.Clock.Advance(24 * time.Hour)
 			if tc.change {
-				ms := e.sb.Merchants(e.tenants["t1"].SiteID)
-				_ = e.sb.SetStatus(e.tenants["t1"].SiteID, ms[len(ms)-1].MID, "self-removed-"+tc.name[:3])
+				ms := e.Sandbox.Merchants(e.Tenant("t1").SiteID)
+				_ = e.Sandbox.SetStatus(e.Tenant("t1").SiteID, ms[len(ms)-1].MID, "self-removed-"+tc.name[:3])
 			}
-			req := manual("t1", e.clock.Now())
+			req := manual("t1", e.Clock.Now())
 			tc.inject()
-			run, err := e.engine.Sync(e.ctx, req)
+			run, err := e.engine.Sync(e.Ctx, req)
 			if err == nil || !IsRetryable(err) {
 				t.Fatalf("want a retryable error, got %v (%+v)", err, run)
 			}
-			stored, _ := e.store.GetRun(e.ctx, "t1", network, req.RunID)
+			stored, _ := e.Store.GetRun(e.Ctx, "t1", network, req.RunID)
 			if stored == nil || stored.State.Finished() {
 				t.Fatalf("run after an internal fault: %+v", stored)
 			}
-			if a := e.account("t1"); a.LeaseRunID != "" {
+			if a := e.Account("t1"); a.LeaseRunID != "" {
 				t.Fatalf("lease not released after an internal fault: %+v", a)
 			}
-			if !reflect.DeepEqual(before, e.rels("t1")) && tc.name == "secrets manager down" {
+			if !reflect.DeepEqual(before, e.Relationships("t1")) && tc.name == "secrets manager down" {
 				t.Fatal("relationships changed by a run that could not read its secret")
 			}
 			// Redelivery: the same run resumes and succeeds.
-			run, err = e.engine.Sync(e.ctx, req)
+			run, err = e.engine.Sync(e.Ctx, req)
 			if err != nil || run.State != merchantsync.RunSucceeded || run.RunID != req.RunID {
 				t.Fatalf("redelivery: %+v %v", run, err)
 			}
-			before = e.rels("t1")
+			before = e.Relationships("t1")
 		})
 	}
 }
@@ -462,28 +463,28 @@ func TestSyncInternalFaultsResume(t *testing.T) {
 func TestSyncDuplicateDelivery(t *testing.T) {
 	e := newEnv(t)
 	e.connect("t1", 400)
-	e.clock.Advance(time.Hour)
-	req := scheduled("t1", "sched-1", e.clock.Now())
-	run1, err := e.engine.Sync(e.ctx, req)
+	e.Clock.Advance(time.Hour)
+	req := scheduled("t1", "sched-1", e.Clock.Now())
+	run1, err := e.engine.Sync(e.Ctx, req)
 	if err != nil || run1.State != merchantsync.RunSucceeded {
 		t.Fatalf("first delivery: %+v %v", run1, err)
 	}
-	calls := e.sb.Calls(sandbox.EndpointPartnerships)
-	run2, err := e.engine.Sync(e.ctx, req)
+	calls := e.Sandbox.Calls(sandbox.EndpointPartnerships)
+	run2, err := e.engine.Sync(e.Ctx, req)
 	if err != nil || run2.State != merchantsync.RunSucceeded || run2.RunID != run1.RunID {
 		t.Fatalf("second delivery: %+v %v", run2, err)
 	}
-	if got := e.sb.Calls(sandbox.EndpointPartnerships); got != calls {
+	if got := e.Sandbox.Calls(sandbox.EndpointPartnerships); got != calls {
 		t.Fatalf("second delivery called Rakuten: %d → %d", calls, got)
 	}
-	if a := e.account("t1"); a.LastScheduledRunID != "sched-1" {
+	if a := e.Account("t1"); a.LastScheduledRunID != "sched-1" {
 		t.Fatalf("LastScheduledRunID %q", a.LastScheduledRunID)
 	}
 	// Another run id for the same schedule run (a scheduler retry that
 	// computed another time) is skipped too.
-	req2 := scheduled("t1", "sched-1", e.clock.Now().Add(time.Minute))
-	run3, err := e.engine.Sync(e.ctx, req2)
-	if err != nil || run3.State != merchantsync.RunSkipped || e.sb.Calls(sandbox.EndpointPartnerships) != calls {
+	req2 := scheduled("t1", "sched-1", e.Clock.Now().Add(time.Minute))
+	run3, err := e.engine.Sync(e.Ctx, req2)
+	if err != nil || run3.State != merchantsync.RunSkipped || e.Sandbox.Calls(sandbox.EndpointPartnerships) != calls {
 		t.Fatalf("same schedule, other run id: %+v %v", run3, err)
 	}
 }
@@ -492,14 +493,14 @@ func TestSyncDuplicateDelivery(t *testing.T) {
 func TestSyncConcurrentDuplicates(t *testing.T) {
 	e := newEnv(t)
 	e.connect("t1", 400) // 2 pages
-	e.clock.Advance(time.Hour)
-	req := scheduled("t1", "sched-c", e.clock.Now())
+	e.Clock.Advance(time.Hour)
+	req := scheduled("t1", "sched-c", e.Clock.Now())
 	const n = 6
 	var wg sync.WaitGroup
 	runs := make([]merchantsync.Run, n)
 	errs := make([]error, n)
 	for i := range n {
-		wg.Go(func() { runs[i], errs[i] = e.engine.Sync(e.ctx, req) })
+		wg.Go(func() { runs[i], errs[i] = e.engine.Sync(e.Ctx, req) })
 	}
 	wg.Wait()
 	succeeded, retry := 0, 0
@@ -515,17 +516,17 @@ func TestSyncConcurrentDuplicates(t *testing.T) {
 			t.Fatalf("delivery %d: %+v", i, runs[i])
 		}
 	}
-	if got := e.sb.Calls(sandbox.EndpointPartnerships); got != 2 {
+	if got := e.Sandbox.Calls(sandbox.EndpointPartnerships); got != 2 {
 		t.Fatalf("%d partnerships calls for %d concurrent deliveries, want 2 (one sync)", got, n)
 	}
 	// The returned messages come back later: all duplicates now.
 	for range retry {
-		run, err := e.engine.Sync(e.ctx, req)
+		run, err := e.engine.Sync(e.Ctx, req)
 		if err != nil || run.State != merchantsync.RunSucceeded {
 			t.Fatalf("redelivery: %+v %v", run, err)
 		}
 	}
-	if got := e.sb.Calls(sandbox.EndpointPartnerships); got != 2 {
+	if got := e.Sandbox.Calls(sandbox.EndpointPartnerships); got != 2 {
 		t.Fatalf("redeliveries synced again: %d calls", got)
 	}
 	t.Logf("%d deliveries: %d returned the finished run, %d asked for redelivery", n, succeeded, retry)
@@ -535,8 +536,8 @@ func TestSyncConcurrentDuplicates(t *testing.T) {
 func TestSyncManualRacingScheduled(t *testing.T) {
 	e := newEnv(t)
 	e.connect("t1", 400)
-	e.clock.Advance(time.Hour)
-	sreq := scheduled("t1", "sched-r", e.clock.Now())
+	e.Clock.Advance(time.Hour)
+	sreq := scheduled("t1", "sched-r", e.Clock.Now())
 
 	e.gate.Close()
 	done := make(chan struct{})
@@ -544,18 +545,18 @@ func TestSyncManualRacingScheduled(t *testing.T) {
 	var serr error
 	go func() {
 		defer close(done)
-		srun, serr = e.engine.Sync(e.ctx, sreq)
+		srun, serr = e.engine.Sync(e.Ctx, sreq)
 	}()
-	<-e.gate.arrived // the scheduled sync holds the lease and is pulling
+	<-e.gate.Arrived() // the scheduled sync holds the lease and is pulling
 
 	// The API queues a manual run (StartManualRun), then the worker gets it.
-	mrun, isNew, err := e.store.StartManualRun(e.ctx, merchantsync.Run{
-		RunID: merchantsync.NewRunID(e.clock.Now()), TenantID: "t1", Network: network, Trigger: merchantsync.TriggerManual,
-	}, e.clock.Now())
+	mrun, isNew, err := e.Store.StartManualRun(e.Ctx, merchantsync.Run{
+		RunID: merchantsync.NewRunID(e.Clock.Now()), TenantID: "t1", Network: network, Trigger: merchantsync.TriggerManual,
+	}, e.Clock.Now())
 	if err != nil || !isNew {
 		t.Fatalf("StartManualRun: %v %v", isNew, err)
 	}
-	got, err := e.engine.Sync(e.ctx, merchantsync.SyncRequest{TenantID: "t1", Network: network, RunID: mrun.RunID, Trigger: merchantsync.TriggerManual})
+	got, err := e.engine.Sync(e.Ctx, merchantsync.SyncRequest{TenantID: "t1", Network: network, RunID: mrun.RunID, Trigger: merchantsync.TriggerManual})
 	if err != nil || got.State != merchantsync.RunSkipped || got.JoinedRunID != sreq.RunID {
 		t.Fatalf("manual run: %+v %v, want skipped joining %s", got, err, sreq.RunID)
 	}
@@ -564,10 +565,10 @@ func TestSyncManualRacingScheduled(t *testing.T) {
 	if serr != nil || srun.State != merchantsync.RunSucceeded {
 		t.Fatalf("scheduled run: %+v %v", srun, serr)
 	}
-	if calls := e.sb.Calls(sandbox.EndpointPartnerships); calls != 2 {
+	if calls := e.Sandbox.Calls(sandbox.EndpointPartnerships); calls != 2 {
 		t.Fatalf("%d partnerships calls, want 2 (one sync)", calls)
 	}
-	stored, _ := e.store.GetRun(e.ctx, "t1", network, mrun.RunID)
+	stored, _ := e.Store.GetRun(e.Ctx, "t1", network, mrun.RunID)
 	if stored == nil || stored.State != merchantsync.RunSkipped {
 		t.Fatalf("stored manual run %+v", stored)
 	}
@@ -580,21 +581,21 @@ func TestSyncManualRacingScheduled(t *testing.T) {
 func TestSyncSkips(t *testing.T) {
 	e := newEnv(t)
 	e.connect("t1", 10)
-	if err := e.store.MarkDisconnected(e.ctx, "t1", network, e.account("t1").ConnectionID, e.clock.Now()); err != nil {
+	if err := e.Store.MarkDisconnected(e.Ctx, "t1", network, e.Account("t1").ConnectionID, e.Clock.Now()); err != nil {
 		t.Fatal(err)
 	}
-	run, err := e.engine.Sync(e.ctx, manual("t1", e.clock.Now()))
+	run, err := e.engine.Sync(e.Ctx, manual("t1", e.Clock.Now()))
 	if err != nil || run.State != merchantsync.RunSkipped || run.Error == nil || run.Error.Code != merchantsync.ENotConnected {
 		t.Fatalf("disconnected: %+v %v", run, err)
 	}
-	run, err = e.engine.Sync(e.ctx, scheduled("nobody", "s", e.clock.Now()))
+	run, err = e.engine.Sync(e.Ctx, scheduled("nobody", "s", e.Clock.Now()))
 	if err != nil || run.State != merchantsync.RunSkipped {
 		t.Fatalf("no account: %+v %v", run, err)
 	}
-	if e.sb.Calls(sandbox.EndpointPartnerships)+e.sb.Calls(sandbox.EndpointToken) != 0 {
+	if e.Sandbox.Calls(sandbox.EndpointPartnerships)+e.Sandbox.Calls(sandbox.EndpointToken) != 0 {
 		t.Fatal("a skipped run called Rakuten")
 	}
-	_, err = e.engine.Sync(e.ctx, merchantsync.SyncRequest{TenantID: "t1", Network: "nope", RunID: "x", Trigger: merchantsync.TriggerManual})
+	_, err = e.engine.Sync(e.Ctx, merchantsync.SyncRequest{TenantID: "t1", Network: "nope", RunID: "x", Trigger: merchantsync.TriggerManual})
 	if err == nil || IsRetryable(err) {
 		t.Fatalf("invalid request: %v", err)
 	}

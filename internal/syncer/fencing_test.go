@@ -20,8 +20,8 @@ import (
 // disconnecting while a sync runs.
 func (e *env) credentials(tenant, method string, a *sandbox.Account) int {
 	e.t.Helper()
-	r := httpapi.NewCredentialsRouter(&httpapi.Credentials{Store: e.store, Secrets: e.secrets,
-		Network: &rakuten.Network{Client: e.rk, Credentials: e.secrets, Now: e.clock.Now}, Now: e.clock.Now}, nil)
+	r := httpapi.NewCredentialsRouter(&httpapi.Credentials{Store: e.Store, Secrets: e.Secrets,
+		Network: &rakuten.Network{Client: e.Rakuten, Credentials: e.Secrets, Now: e.Clock.Now}, Now: e.Clock.Now}, nil)
 	body := ""
 	if a != nil {
 		b, _ := json.Marshal(map[string]string{"clientId": a.ClientID, "clientSecret": a.ClientSecret,
@@ -36,7 +36,7 @@ func (e *env) credentials(tenant, method string, a *sandbox.Account) int {
 			Authorizer: &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{
 				JWT: &events.APIGatewayV2HTTPRequestContextAuthorizerJWTDescription{Claims: map[string]string{"tenant_id": tenant}}}}}
 	p, _ := json.Marshal(ev)
-	out, err := lambda.NewHandler(r.Handle).Invoke(e.ctx, p)
+	out, err := lambda.NewHandler(r.Handle).Invoke(e.Ctx, p)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func (e *env) credentials(tenant, method string, a *sandbox.Account) int {
 func (e *env) appB(a sandbox.Account) sandbox.Account {
 	b := sandbox.Account{ClientID: "client-B-" + a.SiteID, ClientSecret: "CLIENTSECRET-B-s3cr3t", SiteID: a.SiteID,
 		Username: a.Username, Password: a.Password}
-	e.sb.AddAccount(b)
+	e.Sandbox.AddAccount(b)
 	return b
 }
 
@@ -62,15 +62,15 @@ func (e *env) startHeld(tenant string) <-chan merchantsync.Run {
 	e.t.Helper()
 	e.gate.Close()
 	done := make(chan merchantsync.Run, 1)
-	req := manual(tenant, e.clock.Now())
+	req := manual(tenant, e.Clock.Now())
 	go func() {
-		run, err := e.engine.Sync(e.ctx, req)
+		run, err := e.engine.Sync(e.Ctx, req)
 		if err != nil {
 			e.t.Errorf("Sync: %v", err)
 		}
 		done <- run
 	}()
-	<-e.gate.arrived
+	<-e.gate.Arrived()
 	return done
 }
 
@@ -101,18 +101,18 @@ func wantOvertaken(t *testing.T, run merchantsync.Run) {
 // credentials (the secret read back as client A).
 func TestReconnectDuringSyncKeepsNewCredentials(t *testing.T) {
 	e, _, b, done := reconnectedMidSync(t)
-	e.sb.ExpireAccessTokens() // the sync's next request refreshes A's token
+	e.Sandbox.ExpireAccessTokens() // the sync's next request refreshes A's token
 	e.gate.Open()
 	run := <-done
 	wantOvertaken(t, run)
-	sec, err := e.secret("t1")
+	sec, err := e.Credentials("t1")
 	if err != nil || sec.ClientID != b.ClientID || sec.ClientSecret != b.ClientSecret {
 		t.Fatalf("stored credentials after reconnecting with B during a sync: %v, %v", sec, err)
 	}
-	if n := len(e.smFake.All()); n != 1 {
+	if n := len(e.StoredSecrets()); n != 1 {
 		t.Fatalf("Secrets Manager holds %d secrets, want only B's", n)
 	}
-	if got := e.rels("t1"); len(got) != 0 {
+	if got := e.Relationships("t1"); len(got) != 0 {
 		t.Fatalf("the overtaken run stored %d relationships", len(got))
 	}
 	// The next sync uses B and succeeds.
@@ -134,15 +134,15 @@ func TestDisconnectAndReconnectDuringSync(t *testing.T) {
 	if st := e.credentials("t1", "PUT", &b); st != 200 {
 		t.Fatalf("PUT credentials B: %d", st)
 	}
-	e.sb.ExpireAccessTokens()
+	e.Sandbox.ExpireAccessTokens()
 	e.gate.Open()
 	wantOvertaken(t, <-done)
-	for name, v := range e.smFake.All() {
+	for name, v := range e.StoredSecrets() {
 		if strings.Contains(v, a.ClientSecret) {
 			t.Fatalf("A's credentials are back in %s", name)
 		}
 	}
-	if sec, err := e.secret("t1"); err != nil || sec.ClientID != b.ClientID {
+	if sec, err := e.Credentials("t1"); err != nil || sec.ClientID != b.ClientID {
 		t.Fatalf("stored credentials: %v, %v", sec, err)
 	}
 }
@@ -154,16 +154,16 @@ func TestDisconnectAndReconnectDuringSync(t *testing.T) {
 // stopped and Sync now answered 409.
 func TestStaleRunOutcomeLeavesNewConnectionAlone(t *testing.T) {
 	e, a, _, done := reconnectedMidSync(t)
-	before := e.account("t1")
-	e.sb.AddAccount(sandbox.Account{ClientID: a.ClientID, ClientSecret: "rotated-at-rakuten", SiteID: a.SiteID})
-	e.sb.ExpireAccessTokens()
+	before := e.Account("t1")
+	e.Sandbox.AddAccount(sandbox.Account{ClientID: a.ClientID, ClientSecret: "rotated-at-rakuten", SiteID: a.SiteID})
+	e.Sandbox.ExpireAccessTokens()
 	e.gate.Open()
 	wantOvertaken(t, <-done)
-	after := e.account("t1")
+	after := e.Account("t1")
 	if after.State != merchantsync.StateConnected || after.ConnectionID != before.ConnectionID || after.LastRun != nil {
 		t.Fatalf("account of the new connection after the stale run: %+v", after)
 	}
-	st, _ := e.store.GetSettings(e.ctx, "t1")
+	st, _ := e.Store.GetSettings(e.Ctx, "t1")
 	if !after.Due(st) {
 		t.Fatal("the new connection is not due for daily syncs")
 	}
@@ -175,14 +175,14 @@ func TestStaleRunOutcomeLeavesNewConnectionAlone(t *testing.T) {
 func TestOversizedMerchantName(t *testing.T) {
 	e := newEnv(t)
 	a := e.connect("t1", 5)
-	e.sb.AddMerchant(a.SiteID, sandbox.Merchant{MID: 99, Network: 1, Name: strings.Repeat("n", 450_000),
-		Status: "active", AdvertiserStatus: "active", StatusUpdatedAt: e.clock.Now()})
-	e.clock.Advance(time.Hour)
-	run, err := e.engine.Sync(e.ctx, manual("t1", e.clock.Now()))
+	e.Sandbox.AddMerchant(a.SiteID, sandbox.Merchant{MID: 99, Network: 1, Name: strings.Repeat("n", 450_000),
+		Status: "active", AdvertiserStatus: "active", StatusUpdatedAt: e.Clock.Now()})
+	e.Clock.Advance(time.Hour)
+	run, err := e.engine.Sync(e.Ctx, manual("t1", e.Clock.Now()))
 	if err != nil || run.State != merchantsync.RunSucceeded || run.MerchantsSynced != 6 {
 		t.Fatalf("sync with a 450,000-character merchant name: %+v, %v", run, err)
 	}
-	r := findRel(e.rels("t1"), 99)
+	r := findRel(e.Relationships("t1"), 99)
 	if r == nil || len(r.Name) > merchantsync.MaxNameBytes || !strings.HasPrefix(r.Name, "nnnn") || !strings.HasSuffix(r.Name, "…") {
 		t.Fatalf("stored name: %d bytes", len(r.Name))
 	}
@@ -195,20 +195,20 @@ func TestTokenRefusedTwiceInARow(t *testing.T) {
 	e := newEnv(t)
 	e.connect("t1", 1000)
 	e.sync("t1")
-	e.sb.Inject(sandbox.Fault{Endpoint: sandbox.EndpointPartnerships, AfterCalls: 1, Times: 2, Status: 401,
+	e.Sandbox.Inject(sandbox.Fault{Endpoint: sandbox.EndpointPartnerships, AfterCalls: 1, Times: 2, Status: 401,
 		Body: sandbox.ExpiredTokenFault().Body})
 	if run := e.sync("t1"); run.State != merchantsync.RunSucceeded {
 		t.Fatalf("a token refused twice in a row: %s %+v", run.State, run.Error)
 	}
 	// Refused every time: an auth problem of these credentials, bounded,
 	// and said so; never "Rakuten is down".
-	e.sb.Inject(sandbox.Fault{Endpoint: sandbox.EndpointPartnerships, Times: -1, Status: 401, Body: sandbox.ExpiredTokenFault().Body})
-	e.sb.ResetCalls()
+	e.Sandbox.Inject(sandbox.Fault{Endpoint: sandbox.EndpointPartnerships, Times: -1, Status: 401, Body: sandbox.ExpiredTokenFault().Body})
+	e.Sandbox.ResetCalls()
 	run := e.sync("t1")
 	if run.State != merchantsync.RunFailed || run.Error == nil || run.Error.Code != merchantsync.ENetworkAuthFailed {
 		t.Fatalf("tokens refused forever: %s %+v", run.State, run.Error)
 	}
-	if n := e.sb.Calls(sandbox.EndpointToken); n > 6 {
+	if n := e.Sandbox.Calls(sandbox.EndpointToken); n > 6 {
 		t.Fatalf("%d token requests in one sync", n)
 	}
 }

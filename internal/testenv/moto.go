@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/merchantsync/merchantsync/internal/dynamo/dynamotest"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -42,12 +44,14 @@ const motoInstallHint = "run infra/scripts/install-moto.sh (make deps), or set "
 
 var moto = &localServer{name: "moto_server", start: startMoto}
 
-// Main runs the tests, then stops every server the binary started:
+// Main runs the tests, then stops every server the binary started (moto,
+// and DynamoDB Local through dynamotest):
 //
 //	func TestMain(m *testing.M) { testenv.Main(m) }
 func Main(m *testing.M) {
 	code := m.Run()
 	Stop()
+	dynamotest.Stop()
 	os.Exit(code)
 }
 

@@ -40,8 +40,7 @@ func BenchmarkMoto(b *testing.B) {
 	})
 }
 
-// benchSQS times SQS calls on the queue at url: the same for moto and, in
-// moto_goaws_bench_test.go, the goaws shim it replaces. moto's SQS cost
+// benchSQS times SQS calls on the queue at url. moto's SQS cost
 // grows with the queue's depth (every send counts the queue's messages), so
 // the per-call figures keep the queue under 100 messages, purging it
 // untimed, and Fill shows the growth.
