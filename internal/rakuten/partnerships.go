@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -52,47 +53,54 @@ const maxRowsPerPage = 5 * PageLimit
 const maxPages = 1000
 
 // PartnerStatuses are the Partnerships API's partner_status values
-// (rakuten-api.md), in the order a by-status pull asks for them.
+// (docs/rakuten.md), in the order a by-status pull asks for them.
 func PartnerStatuses() []string {
 	return []string{"active", "extended", "pending", "temp-decline", "permanent-decline",
 		"temp-remove", "permanent-remove", "self-removed"}
 }
 
-// Partnerships pages through GET /v1/partnerships (limit 200) and calls fn
-// with each page. It follows _metadata._links.next until absent, and also
-// stops when page*limit ≥ total or a page is empty. Throttles, 5xx and
-// network errors are retried with backoff within ctx's deadline; a 401
-// refreshes the token once and repeats the page. fn's error stops the pull
-// and is returned as is.
-//
-// With Config.PullByStatus it makes one such pull per PartnerStatuses
-// value (partner_status=…) instead of one unfiltered pull: whether the
-// unfiltered call returns every status is unconfirmed, and if it returned
-// only active partnerships, every other merchant would look missing and
-// after three syncs be called removed.
-func (c *Client) Partnerships(ctx context.Context, ts *TokenSource, fn func(page []Partnership) error) (st PullStats, err error) {
+// Partnerships pages through GET /v1/partnerships in the client's pull
+// mode (Config.PullMode; auto pulls unfiltered here, since choosing needs
+// an account's history: Network.Pull does that) and calls fn with each
+// page. See PartnershipsBy.
+func (c *Client) Partnerships(ctx context.Context, ts *TokenSource, fn func(page []Partnership) error) (PullStats, error) {
+	return c.PartnershipsBy(ctx, ts, c.mode == ModeByStatus, fn)
+}
+
+// PartnershipsBy pages through GET /v1/partnerships (limit 200) and calls
+// fn with each page: unfiltered, or with byStatus one run of pages per
+// PartnerStatuses value (partner_status=…). Throttles, 5xx and network
+// errors are retried with backoff within ctx's deadline; a 401 gets a new
+// token once and repeats the page. fn's error stops the pull and is
+// returned as is.
+func (c *Client) PartnershipsBy(ctx context.Context, ts *TokenSource, byStatus bool, fn func(page []Partnership) error) (st PullStats, err error) {
 	before := ts.Refreshes()
 	defer func() { st.Refreshes = ts.Refreshes() - before }()
-
-	first := fmt.Sprintf("/v1/partnerships?page=1&limit=%d", c.pageSize)
-	if !c.byStatus {
-		return st, c.pull(ctx, ts, first, fn, &st)
+	if !byStatus {
+		return st, c.pull(ctx, ts, url.Values{}, fn, &st)
 	}
 	for _, s := range PartnerStatuses() {
-		if err := c.pull(ctx, ts, first+"&partner_status="+url.QueryEscape(s), fn, &st); err != nil {
+		if err := c.pull(ctx, ts, url.Values{"partner_status": {s}}, fn, &st); err != nil {
 			return st, err
 		}
 	}
 	return st, nil
 }
 
-// pull pages from next until the end; see Partnerships.
-func (c *Client) pull(ctx context.Context, ts *TokenSource, next string, fn func(page []Partnership) error, st *PullStats) error {
+// pull pages through the partnerships that match filter. Every page's
+// request is built here (page+1, the same limit, the same filters): the
+// links Rakuten's spec shows drop the filters, and following them would
+// turn page 2 of a filtered pull into a page of everything. _links.next,
+// total and an empty page only say when to stop: an empty page ends it;
+// a total ends it once page*limit reaches it; without a total, a missing
+// next link does.
+func (c *Client) pull(ctx context.Context, ts *TokenSource, filter url.Values, fn func(page []Partnership) error, st *PullStats) error {
+	limit := c.pageSize
 	for n := 1; ; n++ {
 		if n > maxPages {
-			return &Error{Kind: KindBadResponse, Message: fmt.Sprintf("more than %d pages: paging links loop", maxPages)}
+			return &Error{Kind: KindBadResponse, Message: fmt.Sprintf("more than %d pages: the totals never end", maxPages)}
 		}
-		resp, err := c.get(ctx, ts, next, "application/json", st)
+		resp, err := c.get(ctx, ts, pageRef(filter, n, limit), "application/json", st)
 		if err != nil {
 			return err
 		}
@@ -104,21 +112,43 @@ func (c *Client) pull(ctx context.Context, ts *TokenSource, next string, fn func
 			return &Error{Kind: KindBadResponse, HTTPStatus: resp.status,
 				Message: fmt.Sprintf("a page of %d partnerships, more than the %d a page may hold", len(page.Partnerships), maxRowsPerPage)}
 		}
+		m := page.Metadata
+		if served := int(m.Limit); served > 0 && served != limit {
+			// Rakuten served pages of another size than asked: later pages
+			// must use its size, or their offsets skip or repeat rows.
+			if n != 1 || served > PageLimit {
+				return &Error{Kind: KindBadResponse, HTTPStatus: resp.status,
+					Message: fmt.Sprintf("page %d came with limit %d, asked %d", n, served, limit)}
+			}
+			limit = served
+		}
 		items := page.partnerships(st)
 		st.Pages++
 		if err := fn(items); err != nil {
 			return err
 		}
-		m := page.Metadata
-		link := strings.TrimSpace(m.Links.Next)
 		switch {
-		case len(page.Partnerships) == 0, link == "", link == next:
+		case len(page.Partnerships) == 0:
 			return nil
-		case m.Page > 0 && m.Limit > 0 && m.Total > 0 && int64(m.Page)*int64(m.Limit) >= int64(m.Total):
+		case m.Total > 0:
+			if int64(n)*int64(limit) >= int64(m.Total) {
+				return nil
+			}
+		case strings.TrimSpace(m.Links.Next) == "":
 			return nil
 		}
-		next = link
 	}
+}
+
+// pageRef is the request for page n of the partnerships matching filter.
+func pageRef(filter url.Values, n, limit int) string {
+	q := url.Values{}
+	for k, v := range filter {
+		q[k] = v
+	}
+	q.Set("page", strconv.Itoa(n))
+	q.Set("limit", strconv.Itoa(limit))
+	return "/v1/partnerships?" + q.Encode()
 }
 
 // get GETs ref (a path relative to the base URL) with a bearer token from
