@@ -220,7 +220,7 @@ func TestSchedulerRetryAndWorker(t *testing.T) {
 	if total != 2*tenants {
 		t.Fatalf("worker received %d messages, want %d", total, 2*tenants)
 	}
-	if calls := e.sb.Calls(sandbox.EndpointPartnerships); calls != tenants {
+	if calls := e.sb.Calls(sandbox.EndpointPartnerships); calls != tenants*(modeCheckCalls+1) {
 		t.Fatalf("%d partnerships calls for %d accounts (one page each)", calls, tenants)
 	}
 	for i := range tenants {
