@@ -9,10 +9,14 @@ import (
 	"github.com/merchantsync/merchantsync/internal/merchantsync"
 )
 
-// connectCheckTime bounds the pull-mode self-check of a connect: the
-// publisher is waiting, and a check that does not finish in time is left
-// to the first sync.
-const connectCheckTime = 15 * time.Second
+// connectCheckTime bounds the pull-mode self-check of a connect, and
+// connectReserve is left of the request's deadline for storing the
+// connection: the publisher is waiting, and a check that does not finish
+// in time is left to the first sync.
+const (
+	connectCheckTime = 15 * time.Second
+	connectReserve   = 5 * time.Second
+)
 
 // Connect verifies what the publisher typed and returns the credentials to
 // keep (never the password) with what the account starts with.
@@ -69,7 +73,14 @@ func (n *Network) Connect(ctx context.Context, l merchantsync.Login) (*merchants
 // obtained. Its token source has no refresh token: using one here would
 // rotate the token about to be stored.
 func (n *Network) connectCheck(ctx context.Context, cr Credentials, use *Token, out *merchantsync.Connected) {
-	cctx, cancel := context.WithTimeout(ctx, connectCheckTime)
+	until := time.Now().Add(connectCheckTime)
+	if dl, ok := ctx.Deadline(); ok && dl.Add(-connectReserve).Before(until) {
+		until = dl.Add(-connectReserve)
+	}
+	if time.Until(until) <= 0 {
+		return
+	}
+	cctx, cancel := context.WithDeadline(ctx, until)
 	defer cancel()
 	ts := n.Client.KeyTokenSource(cctx, cr, &Token{AccessToken: use.AccessToken, Expiry: use.Expiry, Scheme: use.Scheme}, nil)
 	totals, _, err := n.Client.CheckModes(cctx, ts)
