@@ -261,8 +261,10 @@ func (e *iamEnv) drive() {
 		t.Fatalf("first sync: %s", s)
 	}
 	// Rakuten changes statuses: the second sync writes changes. Its access
-	// token has expired: it refreshes, and saves the rotated refresh token.
+	// token has expired and Rakuten refuses the token key: it falls back to
+	// the refresh token, and saves the rotated one.
 	e.sb.ExpireAccessTokens()
+	e.sb.SetTokenKeyEnabled(false)
 	for _, mm := range e.sb.Merchants(accounts["t1"].SiteID)[:3] {
 		_ = e.sb.SetStatus(accounts["t1"].SiteID, mm.MID, sandbox.StatusTempDecline)
 	}
@@ -274,6 +276,7 @@ func (e *iamEnv) drive() {
 		t.Fatal(err)
 	}
 	e.deliver(1)
+	e.sb.SetTokenKeyEnabled(true)
 
 	// The daily schedule: both accounts are due.
 	ev := renderScheduleInput(t, scheduleInput(t, e.cfn), time.Now(), "d32c5kddcf5bb8c3", 1)

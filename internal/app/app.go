@@ -29,18 +29,18 @@ import (
 
 // Config is merchantsync's configuration, read from the environment.
 type Config struct {
-	TableName        string     // TABLE_NAME
-	QueueURL         string     // SYNC_QUEUE_URL
-	SecretPrefix     string     // SECRET_PREFIX, e.g. merchantsync/dev
-	SecretKMSKeyID   string     // SECRET_KMS_KEY_ID (optional)
-	RakutenBaseURL   string     // RAKUTEN_BASE_URL
-	RakutenPerMinute float64    // RAKUTEN_REQUESTS_PER_MINUTE
-	RakutenByStatus  bool       // RAKUTEN_PULL_BY_STATUS: one partnerships pull per partner_status
-	SyncHourUTC      int        // SYNC_HOUR_UTC: the daily schedule's hour, for nextSyncAt
-	TenantClaim      string     // TENANT_CLAIM: the JWT claim holding the tenant id (default tenant_id)
-	SyncMaxReceives  int        // SYNC_MAX_RECEIVES: the sync queue's maxReceiveCount (0: unknown)
-	Stage            string     // STAGE: the metrics' Stage dimension ("local" when unset)
-	LogLevel         slog.Level // LOG_LEVEL
+	TableName        string           // TABLE_NAME
+	QueueURL         string           // SYNC_QUEUE_URL
+	SecretPrefix     string           // SECRET_PREFIX, e.g. merchantsync/dev
+	SecretKMSKeyID   string           // SECRET_KMS_KEY_ID (optional)
+	RakutenBaseURL   string           // RAKUTEN_BASE_URL
+	RakutenPerMinute float64          // RAKUTEN_REQUESTS_PER_MINUTE
+	RakutenPullMode  rakuten.PullMode // RAKUTEN_PULL_MODE (or the older RAKUTEN_PULL_BY_STATUS=true)
+	SyncHourUTC      int              // SYNC_HOUR_UTC: the daily schedule's hour, for nextSyncAt
+	TenantClaim      string           // TENANT_CLAIM: the JWT claim holding the tenant id (default tenant_id)
+	SyncMaxReceives  int              // SYNC_MAX_RECEIVES: the sync queue's maxReceiveCount (0: unknown)
+	Stage            string           // STAGE: the metrics' Stage dimension ("local" when unset)
+	LogLevel         slog.Level       // LOG_LEVEL
 	AWS              aws.Config
 	Logger           *slog.Logger
 	// Out is where the logger and the EMF metrics write (Lambda: stdout,
@@ -87,12 +87,21 @@ func Load(ctx context.Context, getenv func(string) string, logOut io.Writer) (Co
 		}
 		c.RakutenPerMinute = f
 	}
+	mode, err := rakuten.ParsePullMode(getenv("RAKUTEN_PULL_MODE"))
+	if err != nil {
+		return c, fmt.Errorf("RAKUTEN_PULL_MODE: %w", err)
+	}
+	c.RakutenPullMode = mode
 	if v := getenv("RAKUTEN_PULL_BY_STATUS"); v != "" {
+		// The older switch, still read: true forces by_status where
+		// RAKUTEN_PULL_MODE is not set; false changes nothing.
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			return c, fmt.Errorf("RAKUTEN_PULL_BY_STATUS=%q: want true or false", v)
 		}
-		c.RakutenByStatus = b
+		if b && getenv("RAKUTEN_PULL_MODE") == "" {
+			c.RakutenPullMode = rakuten.ModeByStatus
+		}
 	}
 	if v := getenv("SYNC_MAX_RECEIVES"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -183,7 +192,7 @@ func (c Config) Queue() *queue.Queue {
 // Rakuten returns the Rakuten API client.
 func (c Config) Rakuten() *rakuten.Client {
 	return rakuten.New(rakuten.Config{BaseURL: c.RakutenBaseURL, RequestsPerMinute: c.RakutenPerMinute,
-		PullByStatus: c.RakutenByStatus})
+		PullMode: c.RakutenPullMode})
 }
 
 func (c Config) schedule() httpapi.Schedule { return httpapi.DailyAt{Hour: c.SyncHourUTC} }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/merchantsync/merchantsync/internal/rakuten"
 )
 
 func TestLoadValidatesEnvironment(t *testing.T) {
@@ -20,10 +22,13 @@ func TestLoadValidatesEnvironment(t *testing.T) {
 		check   func(Config) bool
 	}{
 		{"defaults", nil, "", func(c Config) bool {
-			return c.RakutenBaseURL == "https://api.linksynergy.com" && !c.RakutenByStatus && c.SyncHourUTC == 3
+			return c.RakutenBaseURL == "https://api.linksynergy.com" && c.RakutenPullMode == rakuten.ModeAuto && c.SyncHourUTC == 3
 		}},
-		{"pull by status", map[string]string{"RAKUTEN_PULL_BY_STATUS": "true"}, "", func(c Config) bool { return c.RakutenByStatus }},
-		{"pull by status off", map[string]string{"RAKUTEN_PULL_BY_STATUS": "false"}, "", func(c Config) bool { return !c.RakutenByStatus }},
+		{"pull by status", map[string]string{"RAKUTEN_PULL_BY_STATUS": "true"}, "", func(c Config) bool { return c.RakutenPullMode == rakuten.ModeByStatus }},
+		{"pull by status off", map[string]string{"RAKUTEN_PULL_BY_STATUS": "false"}, "", func(c Config) bool { return c.RakutenPullMode == rakuten.ModeAuto }},
+		{"pull mode", map[string]string{"RAKUTEN_PULL_MODE": "unfiltered"}, "", func(c Config) bool { return c.RakutenPullMode == rakuten.ModeUnfiltered }},
+		{"pull mode wins", map[string]string{"RAKUTEN_PULL_MODE": "auto", "RAKUTEN_PULL_BY_STATUS": "true"}, "", func(c Config) bool { return c.RakutenPullMode == rakuten.ModeAuto }},
+		{"pull mode typo", map[string]string{"RAKUTEN_PULL_MODE": "bystatus"}, "RAKUTEN_PULL_MODE", nil},
 		{"pull by status typo", map[string]string{"RAKUTEN_PULL_BY_STATUS": "yes please"}, "RAKUTEN_PULL_BY_STATUS", nil},
 		{"rate", map[string]string{"RAKUTEN_REQUESTS_PER_MINUTE": "5"}, "", func(c Config) bool { return c.RakutenPerMinute == 5 }},
 		{"bad rate", map[string]string{"RAKUTEN_REQUESTS_PER_MINUTE": "-1"}, "RAKUTEN_REQUESTS_PER_MINUTE", nil},
@@ -54,8 +59,8 @@ func TestLoadValidatesEnvironment(t *testing.T) {
 				return
 			}
 			if err != nil || !tt.check(c) {
-				t.Fatalf("Load: %v; got table %q, rate %v, by status %v, hour %d, log level %v",
-					err, c.TableName, c.RakutenPerMinute, c.RakutenByStatus, c.SyncHourUTC, c.LogLevel)
+				t.Fatalf("Load: %v; got table %q, rate %v, pull mode %v, hour %d, log level %v",
+					err, c.TableName, c.RakutenPerMinute, c.RakutenPullMode, c.SyncHourUTC, c.LogLevel)
 			}
 		})
 	}

@@ -161,9 +161,11 @@ func TestLocalStackDailyFlow(t *testing.T) {
 			t.Errorf("counts[%s] = %v, sandbox has %d", status, n, want[status])
 		}
 	}
-	// Connect's password grant is the only token call; the sync uses the access token it stored.
-	if tok, pages := sb.Calls(sandbox.EndpointToken), sb.Calls(sandbox.EndpointPartnerships); tok != 1 || pages != 5 {
-		t.Errorf("Rakuten calls for connect + first sync = %d token + %d pages, want 1 + ceil(1000/200)=5", tok, pages)
+	// Connect's password grant and token key are the only token calls (the
+	// sync uses the access token connect stored); connect's pull-mode check
+	// asks for one row unfiltered and per status (9), the sync for 5 pages.
+	if tok, pages := sb.Calls(sandbox.EndpointToken), sb.Calls(sandbox.EndpointPartnerships); tok != 2 || pages != 9+5 {
+		t.Errorf("Rakuten calls for connect + first sync = %d token + %d pages, want 2 + 9 + ceil(1000/200)=5", tok, pages)
 	}
 
 	// Change 10 statuses at Rakuten, sync again.

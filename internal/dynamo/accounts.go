@@ -148,6 +148,9 @@ func (s *Store) MarkConnected(ctx context.Context, tenant, network string, c mer
 		e.set("connectedAt", avS(fmtTime(now)))
 		e.set("updatedAt", avS(fmtTime(now)))
 		e.setS("username", c.Username)
+		// A new connection starts from what its connect learned, never
+		// from what the one it replaces had.
+		setNetworkFacts(e, c.Auth, c.PullMode, c.PullModeCheckedAt, true)
 		if c.SiteID != "" {
 			e.set("siteId", avS(c.SiteID))
 		}
@@ -184,7 +187,8 @@ func (s *Store) MarkDisconnected(ctx context.Context, tenant, network, conn stri
 	e.set("connected", avBool(false))
 	e.set("state", avS(string(merchantsync.StateIDsSaved)))
 	e.set("updatedAt", avS(fmtTime(now)))
-	e.remove("username", "connectedAt", "activeRunId", "connectionId", "leaseRunId", "leaseUntil")
+	e.remove("username", "connectedAt", "activeRunId", "connectionId", "leaseRunId", "leaseUntil",
+		"auth", "pullMode", "pullModeCheckedAt")
 	setDue(e, tenant, network, false)
 	in := s.accountUpdate(tenant, network, e)
 	in.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
@@ -197,4 +201,20 @@ func (s *Store) MarkDisconnected(ctx context.Context, tenant, network, conn stri
 		return errConnectionChanged(network)
 	}
 	return wrap("mark disconnected", err)
+}
+
+// setNetworkFacts sets what the network reported about a connection (auth
+// mode, pull mode and when it was checked). Empty values remove the
+// attribute when reset, and keep it otherwise.
+func setNetworkFacts(e *expr, auth merchantsync.AuthMode, mode merchantsync.PullMode, checkedAt time.Time, reset bool) {
+	for _, f := range []struct{ attr, val string }{
+		{"auth", string(auth)}, {"pullMode", string(mode)}, {"pullModeCheckedAt", fmtTime(checkedAt)},
+	} {
+		switch {
+		case f.val != "":
+			e.set(f.attr, avS(f.val))
+		case reset:
+			e.remove(f.attr)
+		}
+	}
 }

@@ -54,6 +54,10 @@ type accountItem struct {
 	LeaseUntil         int64          `dynamodbav:"leaseUntil,omitempty"` // epoch milliseconds
 	DuePK              string         `dynamodbav:"duePK,omitempty"`
 	DueSK              string         `dynamodbav:"dueSK,omitempty"`
+	// What the network reported about the connection (networkFacts).
+	Auth              string `dynamodbav:"auth,omitempty"`
+	PullMode          string `dynamodbav:"pullMode,omitempty"`
+	PullModeCheckedAt string `dynamodbav:"pullModeCheckedAt,omitempty"`
 }
 
 // runSummary is a run as stored inside the run item and as the account's lastRun.
@@ -184,6 +188,9 @@ func (it *accountItem) domain() *merchantsync.Account {
 		ActiveRunID:        it.ActiveRunID,
 		LastScheduledRunID: it.LastScheduledRunID,
 		LeaseRunID:         it.LeaseRunID,
+		Auth:               merchantsync.AuthMode(it.Auth),
+		PullMode:           merchantsync.PullMode(it.PullMode),
+		PullModeCheckedAt:  parseTime(it.PullModeCheckedAt),
 	}
 	if it.LeaseUntil != 0 {
 		a.LeaseUntil = time.UnixMilli(it.LeaseUntil).UTC()

@@ -294,7 +294,8 @@ func (s *Store) ReleaseLease(ctx context.Context, tenant, network, runID string)
 // account: lastRun, State (upd.State), Counts and LastSyncAt when
 // upd.Succeeded, LastScheduledRunID, clears ActiveRunID and the lease when
 // they name this run, and removes the due keys when the state becomes
-// reauth_required. All of it only while upd.ConnectionID is still the
+// reauth_required, and what the pull reported about the connection (auth
+// mode, pull mode, when it was checked). All of it only while upd.ConnectionID is still the
 // account's connection: otherwise nothing is written and the error is
 // merchantsync.EConnectionChanged (the caller records the run as overtaken).
 func (s *Store) FinishRun(ctx context.Context, run merchantsync.Run, upd merchantsync.RunOutcome) error {
@@ -351,6 +352,7 @@ func (s *Store) FinishRun(ctx context.Context, run merchantsync.Run, upd merchan
 		if upd.ScheduleRunID != "" {
 			e.set("lastScheduledRunId", avS(upd.ScheduleRunID))
 		}
+		setNetworkFacts(e, upd.Auth, upd.PullMode, upd.PullModeCheckedAt, false)
 		if a.ActiveRunID == run.RunID {
 			e.cond("%s = %s", e.n("activeRunId"), e.v(avS(run.RunID)))
 			e.remove("activeRunId")

@@ -84,6 +84,9 @@ func buildNetworkView(info merchantsync.NetworkInfo, acct *merchantsync.Account,
 	v.LastRun = toRunJSON(acct.LastRun)
 	v.ActiveRunID = acct.ActiveRunID
 	v.Counts = countsJSON(acct.Counts)
+	if acct.Connected {
+		v.Auth, v.PullMode, v.PullModeCheckedAt = string(acct.Auth), string(acct.PullMode), ts(acct.PullModeCheckedAt)
+	}
 	if acct.Due(st) && sched != nil {
 		v.NextSyncAt = ts(sched.Next(now))
 	}

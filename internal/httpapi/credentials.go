@@ -104,7 +104,7 @@ func (c *Credentials) putCredentials(ctx context.Context, r *Request) (int, any,
 
 	// The password is used for this one exchange and then dropped: it is
 	// never stored, logged or returned.
-	creds, err := c.Network.Connect(ctx, l)
+	got, err := c.Network.Connect(ctx, l)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -112,8 +112,9 @@ func (c *Credentials) putCredentials(ctx context.Context, r *Request) (int, any,
 	// connection it replaces is fenced out (a sync still running for it can
 	// write nothing more), and its secret is deleted last.
 	now := c.Now()
-	conn := merchantsync.Connection{ID: merchantsync.NewConnectionID(now), SiteID: l.SiteID, Username: l.Username}
-	if err := c.Secrets.CreateCredentials(ctx, merchantsync.ConnectionKey{TenantID: r.Tenant, Network: network, ID: conn.ID}, *creds); err != nil {
+	conn := merchantsync.Connection{ID: merchantsync.NewConnectionID(now), SiteID: l.SiteID, Username: l.Username,
+		Auth: got.Auth, PullMode: got.Mode, PullModeCheckedAt: got.CheckedAt}
+	if err := c.Secrets.CreateCredentials(ctx, merchantsync.ConnectionKey{TenantID: r.Tenant, Network: network, ID: conn.ID}, got.Credentials); err != nil {
 		return 0, nil, err
 	}
 	prev, err := c.Store.MarkConnected(ctx, r.Tenant, network, conn, now)
@@ -126,8 +127,13 @@ func (c *Credentials) putCredentials(ctx context.Context, r *Request) (int, any,
 	if prev != "" {
 		c.deleteSecret(ctx, r.Tenant, network, prev)
 	}
-	c.Logger.InfoContext(ctx, "network connected", "tenant_id", r.Tenant, "network", network, "connection_id", conn.ID)
-	return c.view(ctx, r.Tenant, network)
+	c.Logger.InfoContext(ctx, "network connected", "tenant_id", r.Tenant, "network", network, "connection_id", conn.ID,
+		"auth", string(got.Auth), "pull_mode", string(got.Mode))
+	status, v, err := c.view(ctx, r.Tenant, network)
+	if nv, ok := v.(*networkJSON); ok && got.Notice != nil {
+		nv.Notice = &errorDetail{Code: got.Notice.Code, Message: got.Notice.Message}
+	}
+	return status, v, err
 }
 
 // deleteSecret deletes the secret of a connection nothing points at any

@@ -130,8 +130,8 @@ func TestConnectStoresSecretOnlyInSecretsManager(t *testing.T) {
 			t.Errorf("stored secret lacks credentials: client=%q sid=%q refresh set=%v", sec.ClientID, sec.SiteID, sec.RefreshToken != "")
 		}
 	}
-	if e.sb.Calls("token") != 1 {
-		t.Errorf("token calls = %d, want 1", e.sb.Calls("token"))
+	if e.sb.Calls("token") != 2 { // the password grant, then the token key
+		t.Errorf("token calls = %d, want 2", e.sb.Calls("token"))
 	}
 	_, got := invoke(t, e.api, req("GET", "/v1/networks/rakuten", "tenant-a", "", nil))
 	if str(got["state"]) != "connected" || str(got["nextSyncAt"]) == "" {

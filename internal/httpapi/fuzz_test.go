@@ -217,7 +217,7 @@ func (f *fuzzFake) UpdateCredentials(context.Context, merchantsync.ConnectionKey
 
 // Rakuten.
 
-func (f *fuzzFake) Connect(_ context.Context, l merchantsync.Login) (*merchantsync.Credentials, error) {
+func (f *fuzzFake) Connect(_ context.Context, l merchantsync.Login) (*merchantsync.Connected, error) {
 	if l.ClientID == "" || l.ClientID != strings.TrimSpace(l.ClientID) || len(l.ClientID) > 256 ||
 		strings.TrimSpace(l.ClientSecret) == "" || len(l.ClientSecret) > 512 || !fuzzSiteID.MatchString(l.SiteID) ||
 		l.Username == "" || l.Username != strings.TrimSpace(l.Username) || len(l.Username) > 256 ||
@@ -227,8 +227,8 @@ func (f *fuzzFake) Connect(_ context.Context, l merchantsync.Login) (*merchantsy
 	if f.mode&modeRakutenNo != 0 {
 		return nil, merchantsync.Errorf(merchantsync.ENetworkAuthFailed, "refused by the fake")
 	}
-	return &merchantsync.Credentials{ClientID: l.ClientID, ClientSecret: l.ClientSecret, SiteID: l.SiteID,
-		AccessToken: "fake-access", RefreshToken: "fake-refresh", AuthScheme: "Basic"}, nil
+	return &merchantsync.Connected{Credentials: merchantsync.Credentials{ClientID: l.ClientID, ClientSecret: l.ClientSecret, SiteID: l.SiteID,
+		AccessToken: "fake-access", RefreshToken: "fake-refresh", AuthScheme: "Basic"}}, nil
 }
 
 // Queue.

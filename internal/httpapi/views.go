@@ -22,6 +22,13 @@ type networkJSON struct {
 	LastRun     *runJSON       `json:"lastRun,omitempty"`
 	ActiveRunID string         `json:"activeRunId,omitempty"`
 	Counts      map[string]int `json:"counts"`
+	// What the network reported about the connection: how syncs obtain
+	// their tokens, how they list relationships and when that was checked.
+	Auth              string     `json:"auth,omitempty"`
+	PullMode          string     `json:"pullMode,omitempty"`
+	PullModeCheckedAt *time.Time `json:"pullModeCheckedAt,omitempty"`
+	// Notice is only in the answer to PUT credentials.
+	Notice *errorDetail `json:"notice,omitempty"`
 }
 
 type settingsJSON struct {

@@ -8,7 +8,7 @@ import (
 )
 
 // Fuzz tests of the parsers that take what a person typed or what Rakuten
-// sent. Seeds are the examples of rakuten-api.md plus the usual mistakes;
+// sent. Seeds are the examples of docs/rakuten.md plus the usual mistakes;
 // crashers and interesting inputs live in testdata/fuzz/<FuzzName>/.
 
 var (

@@ -87,6 +87,16 @@ type Account struct {
 	// LeaseRunID and LeaseUntil hold the sync lease: one sync per account at a time.
 	LeaseRunID string
 	LeaseUntil time.Time
+	// Auth, PullMode and PullModeCheckedAt are what the network told the
+	// connection's connect and syncs (PullPlan): empty until known.
+	Auth              AuthMode
+	PullMode          PullMode
+	PullModeCheckedAt time.Time
+}
+
+// Plan is what the account knows for its next pull (Known is the caller's).
+func (a *Account) Plan() PullPlan {
+	return PullPlan{Auth: a.Auth, Mode: a.PullMode, CheckedAt: a.PullModeCheckedAt}
 }
 
 // EffectiveState is the state the API shows, given the tenant's settings.
@@ -182,6 +192,10 @@ type Connection struct {
 	ID       string
 	SiteID   string
 	Username string // for display only; never the password
+	// What connecting learned (Connected); empty when unknown.
+	Auth              AuthMode
+	PullMode          PullMode
+	PullModeCheckedAt time.Time
 }
 
 // Fence is what a sync's writes are conditional on: the account's
@@ -243,6 +257,11 @@ type RunOutcome struct {
 	// LeaseHolder is the holder id the run took the lease under: the
 	// lease is released with the finish.
 	LeaseHolder string
+	// Auth, PullMode and PullModeCheckedAt are what the run's pull
+	// reported (PullResult); empty ones keep the account's.
+	Auth              AuthMode
+	PullMode          PullMode
+	PullModeCheckedAt time.Time
 }
 
 // WriteStats tells what a relationship write did.
@@ -276,4 +295,5 @@ type PullStats struct {
 	Throttles int // throttle answers received
 	Tokens    int // new access tokens obtained
 	Skipped   int // rows without an advertiser id, dropped
+	Lookups   int // single relationships looked up (missing from the listing)
 }

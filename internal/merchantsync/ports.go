@@ -120,10 +120,12 @@ type Redeliverer interface {
 // connection ended during a pull; anything else is an internal fault.
 type Network interface {
 	// Connect verifies what the publisher typed (the password is used for
-	// this one exchange) and returns the credentials to keep.
-	Connect(ctx context.Context, l Login) (*Credentials, error)
+	// this one exchange) and returns the credentials to keep and what the
+	// account starts with.
+	Connect(ctx context.Context, l Login) (*Connected, error)
 	// Pull reads every relationship of a connection, a page at a time,
-	// saving any token it obtains into the connection's credentials before
-	// using it.
-	Pull(ctx context.Context, k ConnectionKey, fn func([]Partnership) error) (PullStats, error)
+	// starting from what the account knows (plan). A token it must keep
+	// (a rotated refresh token) is saved into the connection's credentials
+	// before it is used; a token it can mint again is not saved at all.
+	Pull(ctx context.Context, k ConnectionKey, plan PullPlan, fn func([]Partnership) error) (PullResult, error)
 }

@@ -1,6 +1,6 @@
 // Package rakuten is merchantsync's client for the Rakuten Advertising
 // publisher API: the OAuth token endpoint, the Partnerships API and the
-// Link Locator fallback, as described in the project's rakuten-api.md notes.
+// Link Locator fallback, as described in docs/rakuten.md.
 //
 // Rakuten documents little (no rate-limit numbers, two auth schemes in use,
 // expires_in as number or string, XML faults on JSON endpoints), so the
@@ -52,8 +52,12 @@ type Config struct {
 	Logger *slog.Logger
 	// UserAgent is sent on every request.
 	UserAgent string
-	// PullByStatus makes Partnerships pull each partner_status separately
-	// (RAKUTEN_PULL_BY_STATUS; see Partnerships).
+	// PullMode is RAKUTEN_PULL_MODE: ModeAuto (default) lets each
+	// account's weekly self-check choose (Network.Pull); ModeUnfiltered
+	// and ModeByStatus force one for every account.
+	PullMode PullMode
+	// PullByStatus is the older switch (RAKUTEN_PULL_BY_STATUS): true means
+	// ModeByStatus when PullMode is not set.
 	PullByStatus bool
 	// PageSize is the limit asked for per partnerships page (default and
 	// most PageLimit). Smaller pages are for tests that need several pages
@@ -74,7 +78,7 @@ type Client struct {
 	now        func() time.Time
 	log        *slog.Logger
 	ua         string
-	byStatus   bool
+	mode       PullMode
 	pageSize   int
 
 	mu       sync.Mutex
@@ -93,7 +97,7 @@ func New(cfg Config) *Client {
 		now:        cfg.Now,
 		log:        cfg.Logger,
 		ua:         cfg.UserAgent,
-		byStatus:   cfg.PullByStatus,
+		mode:       cfg.PullMode,
 		pageSize:   cfg.PageSize,
 		limiters:   make(map[string]*rate.Limiter),
 	}
@@ -113,6 +117,13 @@ func New(cfg Config) *Client {
 	c.hc = &hc
 	if c.rpm == 0 {
 		c.rpm = 100
+	}
+	switch {
+	case c.mode != "":
+	case cfg.PullByStatus:
+		c.mode = ModeByStatus
+	default:
+		c.mode = ModeAuto
 	}
 	if c.pageSize <= 0 || c.pageSize > PageLimit {
 		c.pageSize = PageLimit
@@ -265,4 +276,27 @@ func (c *Client) wait(ctx context.Context, n int, last *Error) error {
 			Message: "gave up retrying", Err: fmt.Errorf("%w (last: %w)", err, last)}
 	}
 	return nil
+}
+
+// PullMode is how partnerships are pulled (Config.PullMode).
+type PullMode string
+
+const (
+	// ModeAuto: each account's self-check chooses between the other two.
+	ModeAuto PullMode = "auto"
+	// ModeUnfiltered: one run of pages without partner_status.
+	ModeUnfiltered PullMode = "unfiltered"
+	// ModeByStatus: one run of pages per partner_status value.
+	ModeByStatus PullMode = "by_status"
+)
+
+// ParsePullMode reads RAKUTEN_PULL_MODE ("" is ModeAuto).
+func ParsePullMode(s string) (PullMode, error) {
+	switch m := PullMode(strings.ToLower(strings.TrimSpace(s))); m {
+	case "":
+		return ModeAuto, nil
+	case ModeAuto, ModeUnfiltered, ModeByStatus:
+		return m, nil
+	}
+	return "", fmt.Errorf("pull mode %q: want auto, unfiltered or by_status", s)
 }

@@ -99,7 +99,7 @@ func amsFault(code, msg, desc string) string {
 const amtFault = `<amt:fault xmlns:amt="http://wso2.org/apimanager/throttling"><amt:code>900800</amt:code>` +
 	`<amt:message>Message Throttled Out</amt:message><amt:description>You have exceeded your quota</amt:description></amt:fault>`
 
-// errorBodies are the failure bodies of rakuten-api.md and of the proxies in
+// errorBodies are the failure bodies of docs/rakuten.md and of the proxies in
 // front of Rakuten, some echoing a secret.
 var errorBodies = []string{
 	"",

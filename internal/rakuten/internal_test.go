@@ -213,7 +213,7 @@ func BenchmarkDecodePartnershipsPage(b *testing.B) {
 		if i > 0 {
 			sb.WriteByte(',')
 		}
-		// The sandbox's shape (rakuten-api.md).
+		// The sandbox's shape (docs/rakuten.md).
 		fmt.Fprintf(&sb, `{"advertiser":{"id":%d,"network":1,"name":"Merchant %d","status":"active",`+
 			`"categories":["Apparel","Shoes"],"details":{"url":"https://www.example.com/m/%d"}},"status":"active",`+
 			`"status_update_datetime":"2024-05-06T07:08:09Z","approve_datetime":"2024-05-06T07:08:09Z",`+

@@ -2,19 +2,13 @@ package rakuten
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
-
-	jsonv2 "github.com/go-json-experiment/json"
-	"github.com/go-json-experiment/json/jsontext"
-	jsonv1 "github.com/go-json-experiment/json/v1"
-
-	"github.com/merchantsync/merchantsync/internal/merchantsync"
 )
 
 // Partnership is one publisher–advertiser relationship.
@@ -37,6 +31,18 @@ type PullStats struct {
 	Throttles int // throttle answers received
 	Refreshes int // new tokens obtained during the pull
 	Skipped   int // entries without an advertiser id, dropped
+	Lookups   int // single partnerships looked up
+}
+
+// add counts o's requests and pages into st.
+func (st *PullStats) add(o PullStats) {
+	st.Pages += o.Pages
+	st.Calls += o.Calls
+	st.Retries += o.Retries
+	st.Throttles += o.Throttles
+	st.Refreshes += o.Refreshes
+	st.Skipped += o.Skipped
+	st.Lookups += o.Lookups
 }
 
 // PageLimit is the largest page the Partnerships API serves.
@@ -52,47 +58,54 @@ const maxRowsPerPage = 5 * PageLimit
 const maxPages = 1000
 
 // PartnerStatuses are the Partnerships API's partner_status values
-// (rakuten-api.md), in the order a by-status pull asks for them.
+// (docs/rakuten.md), in the order a by-status pull asks for them.
 func PartnerStatuses() []string {
 	return []string{"active", "extended", "pending", "temp-decline", "permanent-decline",
 		"temp-remove", "permanent-remove", "self-removed"}
 }
 
-// Partnerships pages through GET /v1/partnerships (limit 200) and calls fn
-// with each page. It follows _metadata._links.next until absent, and also
-// stops when page*limit ≥ total or a page is empty. Throttles, 5xx and
-// network errors are retried with backoff within ctx's deadline; a 401
-// refreshes the token once and repeats the page. fn's error stops the pull
-// and is returned as is.
-//
-// With Config.PullByStatus it makes one such pull per PartnerStatuses
-// value (partner_status=…) instead of one unfiltered pull: whether the
-// unfiltered call returns every status is unconfirmed, and if it returned
-// only active partnerships, every other merchant would look missing and
-// after three syncs be called removed.
-func (c *Client) Partnerships(ctx context.Context, ts *TokenSource, fn func(page []Partnership) error) (st PullStats, err error) {
+// Partnerships pages through GET /v1/partnerships in the client's pull
+// mode (Config.PullMode; auto pulls unfiltered here, since choosing needs
+// an account's history: Network.Pull does that) and calls fn with each
+// page. See PartnershipsBy.
+func (c *Client) Partnerships(ctx context.Context, ts *TokenSource, fn func(page []Partnership) error) (PullStats, error) {
+	return c.PartnershipsBy(ctx, ts, c.mode == ModeByStatus, fn)
+}
+
+// PartnershipsBy pages through GET /v1/partnerships (limit 200) and calls
+// fn with each page: unfiltered, or with byStatus one run of pages per
+// PartnerStatuses value (partner_status=…). Throttles, 5xx and network
+// errors are retried with backoff within ctx's deadline; a 401 gets a new
+// token once and repeats the page. fn's error stops the pull and is
+// returned as is.
+func (c *Client) PartnershipsBy(ctx context.Context, ts *TokenSource, byStatus bool, fn func(page []Partnership) error) (st PullStats, err error) {
 	before := ts.Refreshes()
 	defer func() { st.Refreshes = ts.Refreshes() - before }()
-
-	first := fmt.Sprintf("/v1/partnerships?page=1&limit=%d", c.pageSize)
-	if !c.byStatus {
-		return st, c.pull(ctx, ts, first, fn, &st)
+	if !byStatus {
+		return st, c.pull(ctx, ts, url.Values{}, fn, &st)
 	}
 	for _, s := range PartnerStatuses() {
-		if err := c.pull(ctx, ts, first+"&partner_status="+url.QueryEscape(s), fn, &st); err != nil {
+		if err := c.pull(ctx, ts, url.Values{"partner_status": {s}}, fn, &st); err != nil {
 			return st, err
 		}
 	}
 	return st, nil
 }
 
-// pull pages from next until the end; see Partnerships.
-func (c *Client) pull(ctx context.Context, ts *TokenSource, next string, fn func(page []Partnership) error, st *PullStats) error {
+// pull pages through the partnerships that match filter. Every page's
+// request is built here (page+1, the same limit, the same filters): the
+// links Rakuten's spec shows drop the filters, and following them would
+// turn page 2 of a filtered pull into a page of everything. _links.next,
+// total and an empty page only say when to stop: an empty page ends it;
+// a total ends it once page*limit reaches it; without a total, a missing
+// next link does.
+func (c *Client) pull(ctx context.Context, ts *TokenSource, filter url.Values, fn func(page []Partnership) error, st *PullStats) error {
+	limit := c.pageSize
 	for n := 1; ; n++ {
 		if n > maxPages {
-			return &Error{Kind: KindBadResponse, Message: fmt.Sprintf("more than %d pages: paging links loop", maxPages)}
+			return &Error{Kind: KindBadResponse, Message: fmt.Sprintf("more than %d pages: the totals never end", maxPages)}
 		}
-		resp, err := c.get(ctx, ts, next, "application/json", st)
+		resp, err := c.get(ctx, ts, pageRef(filter, n, limit), "application/json", st)
 		if err != nil {
 			return err
 		}
@@ -104,21 +117,43 @@ func (c *Client) pull(ctx context.Context, ts *TokenSource, next string, fn func
 			return &Error{Kind: KindBadResponse, HTTPStatus: resp.status,
 				Message: fmt.Sprintf("a page of %d partnerships, more than the %d a page may hold", len(page.Partnerships), maxRowsPerPage)}
 		}
+		m := page.Metadata
+		if served := int(m.Limit); served > 0 && served != limit {
+			// Rakuten served pages of another size than asked: later pages
+			// must use its size, or their offsets skip or repeat rows.
+			if n != 1 || served > PageLimit {
+				return &Error{Kind: KindBadResponse, HTTPStatus: resp.status,
+					Message: fmt.Sprintf("page %d came with limit %d, asked %d", n, served, limit)}
+			}
+			limit = served
+		}
 		items := page.partnerships(st)
 		st.Pages++
 		if err := fn(items); err != nil {
 			return err
 		}
-		m := page.Metadata
-		link := strings.TrimSpace(m.Links.Next)
 		switch {
-		case len(page.Partnerships) == 0, link == "", link == next:
+		case len(page.Partnerships) == 0:
 			return nil
-		case m.Page > 0 && m.Limit > 0 && m.Total > 0 && int64(m.Page)*int64(m.Limit) >= int64(m.Total):
+		case m.Total > 0:
+			if int64(n)*int64(limit) >= int64(m.Total) {
+				return nil
+			}
+		case strings.TrimSpace(m.Links.Next) == "":
 			return nil
 		}
-		next = link
 	}
+}
+
+// pageRef is the request for page n of the partnerships matching filter.
+func pageRef(filter url.Values, n, limit int) string {
+	q := url.Values{}
+	for k, v := range filter {
+		q[k] = v
+	}
+	q.Set("page", strconv.Itoa(n))
+	q.Set("limit", strconv.Itoa(limit))
+	return "/v1/partnerships?" + q.Encode()
 }
 
 // get GETs ref (a path relative to the base URL) with a bearer token from
@@ -216,138 +251,4 @@ func (ts *TokenSource) scrub(err error) error {
 		e.Message, e.Code = scrub(e.Message, secrets), scrub(e.Code, secrets)
 	}
 	return err
-}
-
-// partnershipsPage is the Partnerships API's JSON. Every field may be
-// missing; numbers may arrive as strings.
-type partnershipsPage struct {
-	Metadata struct {
-		APINameVersion string  `json:"api_name_version"`
-		Page           flexInt `json:"page"`
-		Limit          flexInt `json:"limit"`
-		Total          flexInt `json:"total"`
-		Links          struct {
-			Self string `json:"self"`
-			Next string `json:"next"`
-			Prev string `json:"prev"`
-		} `json:"_links"`
-	} `json:"_metadata"`
-	Partnerships []struct {
-		Advertiser struct {
-			ID      flexInt `json:"id"`
-			Network flexInt `json:"network"`
-			Name    string  `json:"name"`
-			Status  string  `json:"status"`
-		} `json:"advertiser"`
-		Status          string   `json:"status"`
-		StatusUpdatedAt flexTime `json:"status_update_datetime"`
-		ApprovedAt      flexTime `json:"approve_datetime"`
-		AppliedAt       flexTime `json:"apply_datetime"`
-	} `json:"partnerships"`
-}
-
-func (p *partnershipsPage) partnerships(st *PullStats) []Partnership {
-	out := make([]Partnership, 0, len(p.Partnerships))
-	for _, r := range p.Partnerships {
-		if r.Advertiser.ID <= 0 {
-			// Without a MID the relationship cannot be keyed.
-			st.Skipped++
-			continue
-		}
-		// Bounded here, where Rakuten's data enters: whatever it sends, a
-		// relationship stays far below DynamoDB's item limit.
-		out = append(out, Partnership{
-			AdvertiserID:     int64(r.Advertiser.ID),
-			Network:          int(r.Advertiser.Network),
-			Name:             merchantsync.Clip(strings.TrimSpace(r.Advertiser.Name), merchantsync.MaxNameBytes),
-			AdvertiserStatus: merchantsync.Clip(r.Advertiser.Status, merchantsync.MaxStatusBytes),
-			Status:           merchantsync.Clip(r.Status, merchantsync.MaxStatusBytes),
-			StatusUpdatedAt:  time.Time(r.StatusUpdatedAt),
-			ApprovedAt:       time.Time(r.ApprovedAt),
-			AppliedAt:        time.Time(r.AppliedAt),
-		})
-	}
-	return out
-}
-
-// decodePartnerships reads a 2xx page. A 2xx that is not JSON (an XML fault
-// or an HTML page from a proxy) or is malformed JSON is an error, never an
-// empty page: an empty pull would look like every merchant left.
-func decodePartnerships(resp *response) (*partnershipsPage, error) {
-	if err := expectJSON(resp); err != nil {
-		return nil, err
-	}
-	var p partnershipsPage
-	if err := jsonv2.Unmarshal(resp.body, &p, pageDecoding); err != nil {
-		// Not wrapped: the decoder's error may quote the body (flexInt quotes
-		// the value), which can echo a token. Keep only where it failed.
-		msg := "malformed partnerships JSON"
-		var se *jsontext.SyntacticError
-		var me *jsonv2.SemanticError
-		switch {
-		case errors.As(err, &se):
-			msg += fmt.Sprintf(" (at byte %d)", se.ByteOffset)
-		case errors.As(err, &me):
-			msg += fmt.Sprintf(" (at byte %d)", me.ByteOffset)
-		}
-		return nil, &Error{Kind: KindBadResponse, HTTPStatus: resp.status, Message: msg}
-	}
-	return &p, nil
-}
-
-// pageDecoding decodes partnership pages with encoding/json/v2 (through
-// its mirror module, which aliases the standard library from Go 1.27) set
-// to read what encoding/json reads: names in any case (but, unlike v2's
-// default folding, with their underscores and dashes), duplicate names (the
-// last wins) and invalid UTF-8 (replaced). A sync decodes every merchant
-// on every run, and v2 halved the time of decoding a page of 200
-// (BenchmarkDecodePartnershipsPage). FuzzPartnershipsPage checks that both
-// read every page alike.
-var pageDecoding = jsonv2.JoinOptions(
-	jsonv2.MatchCaseInsensitiveNames(true),
-	jsonv1.MatchCaseSensitiveDelimiter(true),
-	jsontext.AllowDuplicateNames(true),
-	jsontext.AllowInvalidUTF8(true),
-)
-
-// expectJSON checks a 2xx body is a JSON object, classifying anything else.
-func expectJSON(resp *response) error {
-	switch sniff(resp.body) {
-	case '{':
-		return nil
-	case '<':
-		return unexpectedMarkup(resp)
-	}
-	ct := resp.header.Get("Content-Type")
-	return &Error{Kind: KindBadResponse, HTTPStatus: resp.status, Message: "expected JSON, got " + orUnknown(ct)}
-}
-
-// unexpectedMarkup types a 2xx XML or HTML body: a gateway fault keeps its
-// meaning (an expired token is still an expired token), anything else is a
-// bad response.
-func unexpectedMarkup(resp *response) error {
-	b := parseBody(resp.body)
-	if b.fault != "" {
-		status := http.StatusForbidden
-		switch {
-		case b.fault == "amt":
-			status = http.StatusTooManyRequests
-		case b.code >= "900901" && b.code <= "900904":
-			status = http.StatusUnauthorized
-		}
-		e := classify(status, resp.header, resp.body)
-		e.HTTPStatus = resp.status
-		return e
-	}
-	return &Error{Kind: KindBadResponse, HTTPStatus: resp.status, Code: b.code,
-		Message: "unexpected " + b.format + " response: " + truncate(b.message)}
-}
-
-func truncate(s string) string { return scrub(s, nil) }
-
-func orUnknown(s string) string {
-	if s == "" {
-		return "no content type"
-	}
-	return s
 }

@@ -518,7 +518,7 @@ func TestPartnershipsPaging(t *testing.T) {
 }
 
 // If Rakuten's unfiltered call returned only active partnerships (an open
-// point in rakuten-api.md), the default pull would miss every other
+// point in docs/rakuten.md), the unfiltered pull would miss every other
 // merchant; PullByStatus pulls each partner_status and gets them all, in
 // one page run per status.
 func TestPartnershipsPullByStatus(t *testing.T) {

@@ -9,10 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
-
-	"golang.org/x/oauth2"
 )
 
 // Authorization schemes Rakuten's token endpoint has been documented with.
@@ -41,6 +39,17 @@ func (cr Credentials) check() error {
 	return nil
 }
 
+// Grant names how a token was obtained.
+type Grant string
+
+const (
+	GrantPassword Grant = "password"
+	GrantRefresh  Grant = "refresh"
+	// GrantTokenKey is the token key alone (Bearer, scope=<SID>): always
+	// valid while the application exists, so its tokens need no keeping.
+	GrantTokenKey Grant = "token_key"
+)
+
 // Token is a Rakuten token pair.
 type Token struct {
 	AccessToken  string
@@ -49,6 +58,9 @@ type Token struct {
 	// Scheme is the Authorization scheme the token endpoint accepted
 	// ("Basic" or "Bearer"); store it and refresh with it.
 	Scheme string
+	// Grant is how the token was obtained ("" for a token read from
+	// storage).
+	Grant Grant
 }
 
 // expiryDelta refreshes a little early so a token does not expire between
@@ -75,7 +87,7 @@ func (c *Client) PasswordGrant(ctx context.Context, cr Credentials, username, pa
 		return nil, &Error{Kind: KindInvalidRequest, Message: "username and password are required"}
 	}
 	form := url.Values{"grant_type": {"password"}, "username": {username}, "password": {password}, "scope": {cr.SiteID}}
-	return c.token(ctx, cr, form, SchemeBasic, password)
+	return withGrant(c.token(ctx, cr, form, SchemeBasic, password))(GrantPassword)
 }
 
 // RefreshGrant exchanges a refresh token for a new pair. Rakuten rotates
@@ -89,22 +101,31 @@ func (c *Client) RefreshGrant(ctx context.Context, cr Credentials, refreshToken,
 		return nil, &Error{Kind: KindInvalidRequest, Message: "no refresh token"}
 	}
 	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}, "scope": {cr.SiteID}}
-	return c.token(ctx, cr, form, orScheme(scheme, SchemeBasic), refreshToken)
+	return withGrant(c.token(ctx, cr, form, orScheme(scheme, SchemeBasic), refreshToken))(GrantRefresh)
 }
 
-// TokenKeyGrant obtains tokens with the client credentials alone, the
-// current developer portal's style (starting with the Bearer scheme).
-// Sources disagree on its body: some send only scope=<SID>, others add
-// grant_type=client_credentials or grant_type=password without user and
-// password. We send grant_type=client_credentials&scope=<SID>, the RFC 6749
-// spelling a standards-minded gateway (Rakuten's is WSO2) accepts; a real
-// account may prove otherwise.
+// TokenKeyGrant obtains tokens with the token key alone, Rakuten's current
+// documented flow: "Authorization: Bearer <token key>" and the body
+// scope=<SID>, nothing else (Rakuten ignores grant_type there, and a
+// password-less grant_type=password could be read as the older flow). The
+// token key is valid as long as the application exists, so a sync can mint
+// its access token from it every time and keep nothing that rotates.
 func (c *Client) TokenKeyGrant(ctx context.Context, cr Credentials, scheme string) (*Token, error) {
 	if err := cr.check(); err != nil {
 		return nil, err
 	}
-	form := url.Values{"grant_type": {"client_credentials"}, "scope": {cr.SiteID}}
-	return c.token(ctx, cr, form, orScheme(scheme, SchemeBearer))
+	form := url.Values{"scope": {cr.SiteID}}
+	return withGrant(c.token(ctx, cr, form, orScheme(scheme, SchemeBearer)))(GrantTokenKey)
+}
+
+// withGrant stamps a grant's name on its token.
+func withGrant(t *Token, err error) func(Grant) (*Token, error) {
+	return func(g Grant) (*Token, error) {
+		if t != nil {
+			t.Grant = g
+		}
+		return t, err
+	}
 }
 
 func orScheme(s, def string) string {
@@ -140,6 +161,10 @@ func (c *Client) token(ctx context.Context, cr Credentials, form url.Values, sch
 	return tok, err
 }
 
+// tokenCallsKey carries a counter of token requests (TokenSource.Calls):
+// the grants retry and switch schemes inside, so only they can count.
+type tokenCallsKey struct{}
+
 func httpStatus(err error) int {
 	if e, ok := err.(*Error); ok {
 		return e.HTTPStatus
@@ -161,6 +186,9 @@ func (c *Client) tokenScheme(ctx context.Context, cr Credentials, form url.Value
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("Accept", "application/json")
 		req.Header.Set("Authorization", scheme+" "+cr.tokenKey())
+		if n, ok := ctx.Value(tokenCallsKey{}).(*atomic.Int64); ok {
+			n.Add(1)
+		}
 		tok, terr := c.tokenOnce(ctx, req, secrets)
 		if terr == nil {
 			tok.Scheme = scheme
@@ -237,180 +265,4 @@ func (c *Client) tokenOnce(ctx context.Context, req *http.Request, secrets []str
 		RefreshToken: tr.RefreshToken,
 		Expiry:       c.now().Add(time.Duration(exp) * time.Second),
 	}, nil
-}
-
-// MaxTokensPerSource bounds the new tokens one TokenSource (one sync)
-// obtains: a token refused as soon as it is issued must not make a sync
-// loop between the token endpoint and a 401.
-const MaxTokensPerSource = 6
-
-// TokenSource hands out access tokens for one credential, refreshing as
-// needed and persisting every new token before handing it out. It is safe
-// for concurrent use; concurrent callers share one refresh.
-type TokenSource struct {
-	c       *Client
-	ctx     context.Context
-	cr      Credentials
-	persist func(context.Context, *Token) error
-
-	mu        sync.Mutex
-	tok       *Token
-	invalid   bool
-	unsaved   *Token // obtained but not yet persisted: retried before another refresh
-	refreshes int
-}
-
-// TokenSource returns a source of access tokens for cr, starting from
-// current (which may be nil or hold only a refresh token). When the access
-// token is missing, expired or invalidated it uses the refresh grant; if
-// Rakuten refuses the refresh token it falls back to the token-key grant;
-// if that is refused too it returns an *Error of KindReauthRequired.
-// Outages and throttles never fall back: they are returned as they are so
-// a down Rakuten is not mistaken for revoked credentials.
-//
-// Every new token is passed to persist, and returned only if persist
-// succeeded: Rakuten rotates refresh tokens, so the new one must be saved
-// before the access token is used, or the next sync cannot refresh.
-// ctx is used by Token(); Partnerships uses its own call's context.
-func (c *Client) TokenSource(ctx context.Context, cr Credentials, current *Token, persist func(context.Context, *Token) error) *TokenSource {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	if persist == nil {
-		// Only for callers that keep nothing (tools, tests): a sync must
-		// always persist, or tomorrow's refresh fails.
-		persist = func(context.Context, *Token) error { return nil }
-	}
-	ts := &TokenSource{c: c, ctx: ctx, cr: cr, persist: persist}
-	if current != nil {
-		cp := *current
-		ts.tok = &cp
-	}
-	return ts
-}
-
-// Token implements oauth2.TokenSource.
-func (ts *TokenSource) Token() (*oauth2.Token, error) {
-	t, err := ts.token(ts.ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &oauth2.Token{AccessToken: t.AccessToken, TokenType: "Bearer", RefreshToken: t.RefreshToken, Expiry: t.Expiry}, nil
-}
-
-var _ oauth2.TokenSource = (*TokenSource)(nil)
-
-// Invalidate forces the next Token() to obtain a new token (after a 401).
-func (ts *TokenSource) Invalidate() {
-	ts.mu.Lock()
-	ts.invalid = true
-	ts.mu.Unlock()
-}
-
-// invalidate marks access as bad only if it is still the current token, so
-// several requests failing with the same token cause one refresh, not many.
-func (ts *TokenSource) invalidate(access string) {
-	ts.mu.Lock()
-	if ts.tok != nil && ts.tok.AccessToken == access {
-		ts.invalid = true
-	}
-	ts.mu.Unlock()
-}
-
-// Refreshes returns how many new tokens this source has obtained.
-func (ts *TokenSource) Refreshes() int {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	return ts.refreshes
-}
-
-// token returns a valid, persisted token, obtaining one if needed.
-func (ts *TokenSource) token(ctx context.Context) (*Token, error) {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	if !ts.invalid && ts.unsaved == nil && ts.tok.valid(ts.c.now()) {
-		cp := *ts.tok
-		return &cp, nil
-	}
-	t := ts.unsaved
-	if t == nil || !t.valid(ts.c.now()) {
-		if ts.refreshes >= MaxTokensPerSource {
-			// Rakuten keeps issuing tokens and refusing them: more of the
-			// same will not help, and it is about these credentials, not
-			// an outage.
-			return nil, &Error{Kind: KindExpired, Message: fmt.Sprintf(
-				"Rakuten refused the access tokens it issued for these credentials (%d in one sync)", ts.refreshes)}
-		}
-		var err error
-		if t, err = ts.obtain(ctx); err != nil {
-			return nil, err
-		}
-		ts.refreshes++
-	}
-	if err := ts.persist(ctx, t); err != nil {
-		// Keep the unsaved pair: its refresh token has replaced the stored
-		// one at Rakuten, so the next attempt retries saving it rather than
-		// refreshing with a token Rakuten no longer accepts.
-		ts.unsaved = t
-		return nil, fmt.Errorf("rakuten: persisting new token: %w", err)
-	}
-	ts.unsaved = nil
-	ts.tok, ts.invalid = t, false
-	cp := *t
-	return &cp, nil
-}
-
-// obtain runs the grant chain: refresh → token key → reauth required.
-func (ts *TokenSource) obtain(ctx context.Context) (*Token, error) {
-	c := ts.c
-	var refreshErr error
-	scheme := ""
-	if ts.unsaved != nil {
-		ts.tok = ts.unsaved // its refresh token is the live one
-	}
-	if ts.tok != nil {
-		scheme = ts.tok.Scheme
-		if ts.tok.RefreshToken != "" {
-			t, err := c.RefreshGrant(ctx, ts.cr, ts.tok.RefreshToken, scheme)
-			if err == nil {
-				return t, nil
-			}
-			if !refused(err) {
-				return nil, err
-			}
-			refreshErr = err
-			c.log.LogAttrs(ctx, slog.LevelInfo, "rakuten: refresh token refused, trying the token-key grant",
-				slog.String("code", logCode(err)))
-		}
-	}
-	t, err := c.TokenKeyGrant(ctx, ts.cr, "")
-	if err == nil {
-		return t, nil
-	}
-	if !refused(err) {
-		return nil, err
-	}
-	msg := "Rakuten refused the stored credentials; enter your Rakuten API credentials again"
-	if refreshErr != nil {
-		if e, ok := refreshErr.(*Error); ok && e.Message != "" {
-			msg += " (" + e.Message + ")"
-		}
-	}
-	e, _ := err.(*Error)
-	re := &Error{Kind: KindReauthRequired, Message: msg, Err: err}
-	if e != nil {
-		re.HTTPStatus, re.Code = e.HTTPStatus, e.Code
-	}
-	return nil, re
-}
-
-// logCode is a short, secret-free description of err for logs.
-func logCode(err error) string {
-	if e, ok := err.(*Error); ok {
-		if e.Code != "" {
-			return string(e.Kind) + "/" + e.Code
-		}
-		return string(e.Kind)
-	}
-	return "error"
 }

@@ -56,10 +56,12 @@ func removedByMissing(r *merchantsync.Relationship) bool {
 //     it, on the first miss); on the MissesBeforeRemoved-th miss the status
 //     becomes removed with raw status RawMissing and one Change. Merchants
 //     already removed by missing are left alone.
+//   - unverified (missing, but the network could not say it is gone: its
+//     lookups are bounded): left as it is, not a miss.
 //   - an empty pull while some stored relationship is not yet missing is
 //     suspicious: plan.Suspicious, no writes at all.
 func diffPull(tenantID, network, runID string, now, lastSyncAt time.Time,
-	stored []merchantsync.Relationship, pull []merchantsync.Partnership) plan {
+	stored []merchantsync.Relationship, pull []merchantsync.Partnership, unverified ...merchantsync.MerchantKey) plan {
 
 	p := plan{Counts: make(map[merchantsync.Status]int)}
 	seen := make(map[relKey]*merchantsync.Partnership, len(pull))
@@ -83,6 +85,10 @@ func diffPull(tenantID, network, runID string, now, lastSyncAt time.Time,
 		}
 	}
 
+	unsure := make(map[relKey]bool, len(unverified))
+	for _, k := range unverified {
+		unsure[relKey{k.RegionNetwork, k.AdvertiserID}] = true
+	}
 	storedKeys := make(map[relKey]struct{}, len(stored))
 	for i := range stored {
 		old := stored[i]
@@ -90,9 +96,10 @@ func diffPull(tenantID, network, runID string, now, lastSyncAt time.Time,
 		storedKeys[k] = struct{}{}
 		in, ok := seen[k]
 		if !ok {
-			if removedByMissing(&old) || old.MissRunID == runID {
+			if removedByMissing(&old) || old.MissRunID == runID || unsure[k] {
 				// Already removed, or this run (resumed after a partial
-				// write) counted the miss before: nothing to write again.
+				// write) counted the miss before, or not known to be gone:
+				// nothing to write.
 				p.Counts[old.Status]++
 				continue
 			}

@@ -197,6 +197,7 @@ type syncRun struct {
 	leased  bool
 	outcome string // "succeeded", "failed", "skipped", "joined", "duplicate", "overtaken", "retry"
 	pull    merchantsync.PullStats
+	result  *merchantsync.PullResult // what the pull reported, once it ran
 	plan    *plan
 	stats   merchantsync.WriteStats
 	reauth  bool

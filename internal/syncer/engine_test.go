@@ -30,12 +30,13 @@ func TestSyncFirstPullThenChanges(t *testing.T) {
 	if run.Changes != 0 {
 		t.Fatalf("the first pull is a baseline, got %d changes", run.Changes)
 	}
-	// Connecting obtained a token, which the first sync still uses.
-	if tok, pages := e.Sandbox.Calls(sandbox.EndpointToken), e.Sandbox.Calls(sandbox.EndpointPartnerships); tok != 0 || pages != 5 {
-		t.Fatalf("rakuten calls: token %d partnerships %d, want 0 + 5", tok, pages)
+	// Connecting checked the pull mode; its access token has expired by
+	// the first sync, a day later, which mints one with the token key.
+	if tok, pages := e.Sandbox.Calls(sandbox.EndpointToken), e.Sandbox.Calls(sandbox.EndpointPartnerships); tok != 1 || pages != 5 {
+		t.Fatalf("rakuten calls: token %d partnerships %d, want 1 + 5", tok, pages)
 	}
-	if run.APICalls != 5 {
-		t.Fatalf("run.APICalls = %d, want 5", run.APICalls)
+	if run.APICalls != 6 {
+		t.Fatalf("run.APICalls = %d, want 6", run.APICalls)
 	}
 	if got := len(e.Relationships("t1")); got != 1000 {
 		t.Fatalf("stored %d relationships", got)
@@ -71,8 +72,8 @@ func TestSyncFirstPullThenChanges(t *testing.T) {
 	if run2.State != merchantsync.RunSucceeded || run2.Changes != 10 || run2.MerchantsSynced != 1000 {
 		t.Fatalf("second sync: %+v", run2)
 	}
-	if tok, pages := e.Sandbox.Calls(sandbox.EndpointToken), e.Sandbox.Calls(sandbox.EndpointPartnerships); tok != 0 || pages != 5 {
-		t.Fatalf("second sync rakuten calls: token %d partnerships %d (the stored access token is still valid)", tok, pages)
+	if tok, pages := e.Sandbox.Calls(sandbox.EndpointToken), e.Sandbox.Calls(sandbox.EndpointPartnerships); tok != 1 || pages != 5 {
+		t.Fatalf("second sync rakuten calls: token %d partnerships %d, want 1 + 5 (the first sync kept no token)", tok, pages)
 	}
 	w := e.writeOps()
 	t.Logf("10 changes: DynamoDB writes %v", w)
@@ -116,15 +117,17 @@ func TestSyncFirstPullThenChanges(t *testing.T) {
 		t.Fatalf("unchanged sync put %d items in %d transactions: %+v", e.DDBCalls.WriteItems(), e.DDBCalls.Op("TransactWriteItems"), run3)
 	}
 
-	// The rotated refresh token is in Secrets Manager and works.
+	// Syncs on the token key stored nothing; once Rakuten refuses the
+	// token key, the refresh chain rotates the refresh token and saves it.
 	sec, err := e.Credentials("t1")
-	if err != nil || sec.RefreshToken == "" || sec.AccessToken == "" {
+	if err != nil || sec.RefreshToken == "" {
 		t.Fatalf("secret after sync: %v %v", sec, err)
 	}
+	e.Sandbox.SetTokenKeyEnabled(false)
 	e.Sandbox.ExpireAccessTokens()
 	e.Sandbox.ResetCalls()
 	run4 := e.sync("t1")
-	if run4.State != merchantsync.RunSucceeded || e.Sandbox.Calls(sandbox.EndpointToken) != 1 {
+	if run4.State != merchantsync.RunSucceeded || e.Sandbox.Calls(sandbox.EndpointToken) != 2 {
 		t.Fatalf("sync with the rotated refresh token: %+v, token calls %d", run4, e.Sandbox.Calls(sandbox.EndpointToken))
 	}
 	sec2, _ := e.Credentials("t1")

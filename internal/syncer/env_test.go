@@ -63,6 +63,45 @@ func (e *env) useRakuten(c *rakuten.Client) {
 // e.sim, with n seeded merchants.
 func (e *env) connect(tenant string, n int) sandbox.Account {
 	e.t.Helper()
+	a := e.account(tenant, n)
+	e.ConnectAccount(tenant, a)
+	e.sim.ResetCalls()
+	return a
+}
+
+// connectLegacy creates a tenant as a release before the token key and
+// the pull modes did: the password exchanged for a refresh token, which is
+// all the secret holds; the account knows neither its auth nor its pull
+// mode. Such accounts exist until their first sync on this release.
+func (e *env) connectLegacy(tenant string, n int) sandbox.Account {
+	e.t.Helper()
+	a := e.account(tenant, n)
+	now := e.Clock.Now()
+	if _, err := e.Store.SaveIDs(e.Ctx, tenant, network, "lMh2Xiq9xN0", a.SiteID, now); err != nil {
+		e.t.Fatalf("SaveIDs: %v", err)
+	}
+	tok, err := e.Rakuten.PasswordGrant(e.Ctx, rakuten.Credentials{ClientID: a.ClientID, ClientSecret: a.ClientSecret, SiteID: a.SiteID}, a.Username, a.Password)
+	if err != nil {
+		e.t.Fatalf("PasswordGrant: %v", err)
+	}
+	conn := merchantsync.Connection{ID: merchantsync.NewConnectionID(now), SiteID: a.SiteID, Username: a.Username}
+	if err := e.Secrets.CreateCredentials(e.Ctx, merchantsync.ConnectionKey{TenantID: tenant, Network: network, ID: conn.ID}, merchantsync.Credentials{
+		ClientID: a.ClientID, ClientSecret: a.ClientSecret, SiteID: a.SiteID, RefreshToken: tok.RefreshToken, AuthScheme: tok.Scheme,
+	}); err != nil {
+		e.t.Fatalf("CreateCredentials: %v", err)
+	}
+	if _, err := e.Store.MarkConnected(e.Ctx, tenant, network, conn, now); err != nil {
+		e.t.Fatalf("MarkConnected: %v", err)
+	}
+	e.Track(tenant, a)
+	e.sim.ResetCalls()
+	e.DDBCalls.Reset()
+	return a
+}
+
+// account registers a new sandbox application for tenant on e.sim, with n
+// seeded merchants.
+func (e *env) account(tenant string, n int) sandbox.Account {
 	e.mu.Lock()
 	e.nextSite++
 	site := fmt.Sprintf("%d", 4022200+e.nextSite)
@@ -79,8 +118,6 @@ func (e *env) connect(tenant string, n int) sandbox.Account {
 	if n > 0 {
 		e.sim.SeedMerchants(site, n, seed)
 	}
-	e.ConnectAccount(tenant, a)
-	e.sim.ResetCalls()
 	return a
 }
 

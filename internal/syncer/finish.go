@@ -49,6 +49,11 @@ func (s *syncRun) finish(ctx context.Context, run merchantsync.Run, upd merchant
 	// releases it in the same transaction.
 	upd.LeaseHolder = s.leaseID
 	upd.ConnectionID = s.conn
+	if r := s.result; r != nil {
+		// What the network reported is kept even when the run failed: a
+		// mode check that succeeded need not run again tomorrow.
+		upd.Auth, upd.PullMode, upd.PullModeCheckedAt = r.Auth, r.Mode, r.CheckedAt
+	}
 	if err := s.e.Store.FinishRun(fctx, run, upd); err != nil {
 		if merchantsync.ErrorCode(err) == merchantsync.EConnectionChanged {
 			return s.overtaken(ctx, run)

@@ -48,6 +48,10 @@ const (
 	MetricSyncDuration     = "SyncDurationMs"
 	MetricMessagesEnqueued = "SyncMessagesEnqueued"
 	MetricDueAccounts      = "DueAccounts"
+	// MetricPullModeMismatch counts pull-mode checks whose unfiltered
+	// listing and per-status listings disagreed (the network's unfiltered
+	// listing leaves some statuses out, or lists some we do not ask for).
+	MetricPullModeMismatch = "PullModeMismatch"
 )
 
 // metric is one value with its CloudWatch unit.

@@ -29,6 +29,13 @@ func (s *syncRun) record(ctx context.Context, run merchantsync.Run, err error) {
 			slog.Int("relationship_writes", len(s.plan.Writes)),
 			slog.Int("dynamo_write_calls", s.stats.Calls))
 	}
+	if r := s.result; r != nil {
+		attrs = append(attrs, slog.String("auth", string(r.Auth)), slog.String("pull_mode", string(r.Mode)),
+			slog.Int("lookups", r.Lookups), slog.Int("unverified", len(r.Unverified)))
+		if r.Check != nil {
+			attrs = append(attrs, slog.Int("mode_check_unfiltered", r.Check.Unfiltered), slog.Int("mode_check_by_status", r.Check.ByStatus))
+		}
+	}
 	if run.JoinedRunID != "" {
 		attrs = append(attrs, slog.String("joined_run_id", run.JoinedRunID))
 	}
@@ -67,6 +74,9 @@ func (s *syncRun) record(ctx context.Context, run merchantsync.Run, err error) {
 	}
 	if s.reauth {
 		ms = append(ms, count(MetricReauthRequired, 1))
+	}
+	if s.result != nil && s.result.Check.Disagree() {
+		ms = append(ms, count(MetricPullModeMismatch, 1))
 	}
 	if s.pull.Calls > 0 {
 		ms = append(ms, count(MetricRakutenCalls, s.pull.Calls), count(MetricThrottles, s.pull.Throttles),

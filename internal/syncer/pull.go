@@ -14,31 +14,40 @@ import (
 // pull against what is stored, writes what changed and finishes the run.
 func (s *syncRun) pullAndApply(ctx context.Context, run merchantsync.Run) (merchantsync.Run, error) {
 	e, req := s.e, s.req
-	pctx, cancel := s.pullCtx(ctx)
-	defer cancel()
-	var pull []merchantsync.Partnership
-	key := merchantsync.ConnectionKey{TenantID: req.TenantID, Network: req.Network, ID: s.conn}
-	st, perr := e.Network.Pull(pctx, key, func(page []merchantsync.Partnership) error {
-		pull = append(pull, page...)
-		return nil
-	})
-	s.pull = st
-	run.APICalls = st.Calls
-	if perr != nil {
-		return s.pullFailed(ctx, run, perr, pctx.Err() != nil)
-	}
-
+	// The stored relationships come first: the pull looks up those its
+	// listing leaves out before they count as missing.
 	stored, err := e.Store.AllRelationships(ctx, req.TenantID, req.Network)
 	if err != nil {
 		return run, s.abort(ctx, retry("read relationships", err))
 	}
 	var lastSyncAt time.Time
+	var pp merchantsync.PullPlan
 	if s.acct != nil {
-		lastSyncAt = s.acct.LastSyncAt
+		lastSyncAt, pp = s.acct.LastSyncAt, s.acct.Plan()
 	}
+	for i := range stored {
+		if !removedByMissing(&stored[i]) {
+			pp.Known = append(pp.Known, merchantsync.MerchantKey{RegionNetwork: stored[i].RegionNetwork, AdvertiserID: stored[i].AdvertiserID})
+		}
+	}
+
+	pctx, cancel := s.pullCtx(ctx)
+	defer cancel()
+	var pull []merchantsync.Partnership
+	key := merchantsync.ConnectionKey{TenantID: req.TenantID, Network: req.Network, ID: s.conn}
+	res, perr := e.Network.Pull(pctx, key, pp, func(page []merchantsync.Partnership) error {
+		pull = append(pull, page...)
+		return nil
+	})
+	s.pull, s.result = res.PullStats, &res
+	run.APICalls = res.Calls
+	if perr != nil {
+		return s.pullFailed(ctx, run, perr, pctx.Err() != nil)
+	}
+
 	// Everything this run records is as of its start, so a resumed run
 	// computes the same keys and values as the attempt it resumes.
-	p := diffPull(req.TenantID, req.Network, req.RunID, run.StartedAt, lastSyncAt, stored, pull)
+	p := diffPull(req.TenantID, req.Network, req.RunID, run.StartedAt, lastSyncAt, stored, pull, res.Unverified...)
 	s.plan = &p
 	if p.Suspicious {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "sync: the network returned no partnerships although some are stored; nothing applied",

@@ -3,6 +3,7 @@ package testenv
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -55,6 +56,20 @@ func (c *Counter) Calls(op string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.n[op]
+}
+
+// Reset forgets every count.
+func (c *Counter) Reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.n)
+}
+
+// String lists the counts, for failure messages.
+func (c *Counter) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return fmt.Sprint(c.n)
 }
 
 // FailRequests answers chosen requests with an AWS error instead of sending

@@ -205,25 +205,32 @@ func (w *World) ConnectAccount(tenant string, a sandbox.Account) sandbox.Account
 	if _, err := w.Store.SaveIDs(w.Ctx, tenant, merchantsync.NetworkRakuten, "lMh2Xiq9xN0", a.SiteID, now); err != nil {
 		w.T.Fatalf("SaveIDs: %v", err)
 	}
-	creds, err := w.Network.Connect(w.Ctx, merchantsync.Login{ClientID: a.ClientID, ClientSecret: a.ClientSecret,
+	got, err := w.Network.Connect(w.Ctx, merchantsync.Login{ClientID: a.ClientID, ClientSecret: a.ClientSecret,
 		SiteID: a.SiteID, Username: a.Username, Password: a.Password})
 	if err != nil {
 		w.T.Fatalf("Connect: %v", err)
 	}
-	conn := merchantsync.Connection{ID: merchantsync.NewConnectionID(now), SiteID: a.SiteID, Username: a.Username}
+	conn := merchantsync.Connection{ID: merchantsync.NewConnectionID(now), SiteID: a.SiteID, Username: a.Username,
+		Auth: got.Auth, PullMode: got.Mode, PullModeCheckedAt: got.CheckedAt}
 	k := merchantsync.ConnectionKey{TenantID: tenant, Network: merchantsync.NetworkRakuten, ID: conn.ID}
-	if err := w.Secrets.CreateCredentials(w.Ctx, k, *creds); err != nil {
+	if err := w.Secrets.CreateCredentials(w.Ctx, k, got.Credentials); err != nil {
 		w.T.Fatalf("CreateCredentials: %v", err)
 	}
 	if _, err := w.Store.MarkConnected(w.Ctx, tenant, merchantsync.NetworkRakuten, conn, now); err != nil {
 		w.T.Fatalf("MarkConnected: %v", err)
 	}
-	w.mu.Lock()
-	w.tenants[tenant] = a
-	w.mu.Unlock()
+	w.Track(tenant, a)
 	w.Sandbox.ResetCalls()
 	w.DDBCalls.Reset()
 	return a
+}
+
+// Track records that tenant connected with a some other way than Connect,
+// for Tenant and the leak check (SecretValues).
+func (w *World) Track(tenant string, a sandbox.Account) {
+	w.mu.Lock()
+	w.tenants[tenant] = a
+	w.mu.Unlock()
 }
 
 // Tenant returns the sandbox account tenant was connected with.

@@ -88,13 +88,19 @@ type pPartnership struct {
 	ApplyDatetime        string      `json:"apply_datetime,omitempty"`
 }
 
-func (s *Server) servePartnerships(w http.ResponseWriter, r *http.Request) {
+// apiGET checks a JSON API request's method and bearer token and returns
+// its site, or answers the request itself.
+func (s *Server) apiGET(w http.ResponseWriter, r *http.Request) (string, bool) {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
 		writeJSON(w, http.StatusMethodNotAllowed, apiError{"method not allowed", "METHOD_NOT_ALLOWED"})
-		return
+		return "", false
 	}
-	site, ok := s.bearer(w, r, false)
+	return s.bearer(w, r, false)
+}
+
+func (s *Server) servePartnerships(w http.ResponseWriter, r *http.Request) {
+	site, ok := s.apiGET(w, r)
 	if !ok {
 		return
 	}
@@ -103,6 +109,9 @@ func (s *Server) servePartnerships(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		writeJSON(w, http.StatusBadRequest, apiError{"limit must be between 1 and 200", "REQUEST_PARAM_INVALID"})
 		return
+	}
+	if s.maxPageSize > 0 {
+		limit = min(limit, s.maxPageSize)
 	}
 	page, ok := intParam(q, "page", 1, 1, maxPage)
 	if !ok {
@@ -130,7 +139,7 @@ func (s *Server) servePartnerships(w http.ResponseWriter, r *http.Request) {
 	var window []Merchant
 	s.mu.Lock()
 	for _, m := range s.merchants[site] {
-		if (network == 0 || m.Network == network) &&
+		if !m.OnHold && (network == 0 || m.Network == network) &&
 			(len(statuses) == 0 || statuses[strings.ToLower(m.Status)]) &&
 			(advStatus == "" || strings.EqualFold(m.AdvertiserStatus, advStatus)) {
 			if total >= from && total < from+limit {
@@ -143,24 +152,14 @@ func (s *Server) servePartnerships(w http.ResponseWriter, r *http.Request) {
 
 	items := make([]pPartnership, 0, len(window))
 	for _, m := range window {
-		items = append(items, pPartnership{
-			Advertiser: pAdvertiser{
-				ID: m.MID, Network: m.Network, Name: m.Name, Status: m.AdvertiserStatus,
-				Categories: nonNil(m.Categories),
-				Details:    map[string]string{"url": "https://www.example.com/m/" + strconv.FormatInt(m.MID, 10)},
-			},
-			Status:               m.Status,
-			StatusUpdateDatetime: rfc3339(m.StatusUpdatedAt),
-			ApproveDatetime:      rfc3339(m.ApprovedAt),
-			ApplyDatetime:        rfc3339(m.AppliedAt),
-		})
+		items = append(items, toJSON(m))
 	}
-	links := map[string]string{"self": pageLink(q, page, limit)}
+	links := map[string]string{"self": s.pageLink(q, page, limit)}
 	if page*limit < total {
-		links["next"] = pageLink(q, page+1, limit)
+		links["next"] = s.pageLink(q, page+1, limit)
 	}
 	if page > 1 {
-		links["prev"] = pageLink(q, page-1, limit)
+		links["prev"] = s.pageLink(q, page-1, limit)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"_metadata":    pMetadata{APINameVersion: "partnerships_v1", Page: page, Limit: limit, Total: total, Links: links},
@@ -168,11 +167,26 @@ func (s *Server) servePartnerships(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// pageLink is a relative link to another page with the same filters.
-func pageLink(q url.Values, page, limit int) string {
+func toJSON(m Merchant) pPartnership {
+	return pPartnership{
+		Advertiser: pAdvertiser{
+			ID: m.MID, Network: m.Network, Name: m.Name, Status: m.AdvertiserStatus,
+			Categories: nonNil(m.Categories),
+			Details:    map[string]string{"url": "https://www.example.com/m/" + strconv.FormatInt(m.MID, 10)},
+		},
+		Status:               m.Status,
+		StatusUpdateDatetime: rfc3339(m.StatusUpdatedAt),
+		ApproveDatetime:      rfc3339(m.ApprovedAt),
+		ApplyDatetime:        rfc3339(m.AppliedAt),
+	}
+}
+
+// pageLink is a relative link to another page: as in Rakuten's published
+// spec, without the request's filters, unless Options.NextKeepsFilters.
+func (s *Server) pageLink(q url.Values, page, limit int) string {
 	v := url.Values{}
 	for _, k := range []string{"partner_status", "network", "advertiser_status", "sort_by", "order_by"} {
-		if x := q.Get(k); x != "" {
+		if x := q.Get(k); x != "" && s.keepFilters {
 			v.Set(k, x)
 		}
 	}

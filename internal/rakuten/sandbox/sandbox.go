@@ -1,8 +1,11 @@
 // Package sandbox simulates the Rakuten Advertising publisher API as
-// merchantsync relies on it (docs: /work/shared/rakuten-api.md): the OAuth
-// token endpoint with refresh-token rotation, the Partnerships API, the Link
-// Locator fallback, WSO2 gateway faults, and injectable failures. Tests run
-// it in-process with httptest; the local stack serves it on 127.0.0.1.
+// merchantsync relies on it (docs/rakuten.md): the OAuth token endpoint
+// (the token-key grant, Bearer and scope=<SID> only; the password grant;
+// refresh-token rotation), the Partnerships API with the published spec's
+// paging links (next drops the request's filters), single partnerships,
+// programs on hold, the Link Locator fallback, WSO2 gateway faults, and
+// injectable failures. Tests run it in-process with httptest; the local
+// stack serves it on 127.0.0.1.
 //
 // Where Rakuten's behaviour is undocumented the sandbox picks the stricter
 // or more awkward answer, so the client is exercised against it: expires_in
@@ -27,6 +30,7 @@ import (
 const (
 	EndpointToken        = "token"
 	EndpointPartnerships = "partnerships"
+	EndpointPartnership  = "partnership" // GET /v1/partnerships/{mid}
 	EndpointLinkLocator  = "linklocator"
 )
 
@@ -35,10 +39,18 @@ type Options struct {
 	AccessTokenTTL time.Duration    // default 1h
 	Now            func() time.Time // default time.Now
 	Logger         *slog.Logger     // request log (never tokens or secrets); default discards
-	// UnfilteredActiveOnly makes an unfiltered partnerships call return
-	// only active partnerships, as Rakuten might (an open point in
-	// rakuten-api.md): what the client's PullByStatus guards against.
+	// UnfilteredActiveOnly makes a partnerships call without
+	// partner_status return only active partnerships, as Rakuten might (an
+	// open point): what the client's self-check and by-status pull guard
+	// against.
 	UnfilteredActiveOnly bool
+	// NextKeepsFilters makes the paging links carry the request's filters.
+	// By default they do not, as in Rakuten's published spec
+	// (/v1/partnerships?page={x+1}&limit={y}).
+	NextKeepsFilters bool
+	// MaxPageSize, when set, caps the rows of a page below the limit asked
+	// for, and the page's _metadata.limit says so.
+	MaxPageSize int
 }
 
 // Account is a publisher's Rakuten API application for one site.
@@ -54,9 +66,12 @@ type Merchant struct {
 	Status           string // partnership status (active, extended, pending, …)
 	AdvertiserStatus string // the advertiser's program status: active or inactive
 	Categories       []string
-	AppliedAt        time.Time
-	ApprovedAt       time.Time // zero when never approved
-	StatusUpdatedAt  time.Time
+	// OnHold: the program is on hold. It vanishes from every partnerships
+	// list; GET /v1/partnerships/{mid} still shows it, program inactive.
+	OnHold          bool
+	AppliedAt       time.Time
+	ApprovedAt      time.Time // zero when never approved
+	StatusUpdatedAt time.Time
 }
 
 type client struct {
@@ -80,6 +95,8 @@ type Server struct {
 	now          func() time.Time
 	log          *slog.Logger
 	activeOnlyUF bool // Options.UnfilteredActiveOnly
+	keepFilters  bool // Options.NextKeepsFilters
+	maxPageSize  int  // Options.MaxPageSize
 
 	mu          sync.Mutex
 	clients     map[string]*client
@@ -90,6 +107,7 @@ type Server struct {
 	seen        map[string]int // never reset: positions faults
 	faults      []*fault
 	tokenKeyOff bool
+	passwordOff bool
 	scheme      string
 	latency     time.Duration
 }
@@ -99,6 +117,8 @@ func New(opts Options) *Server {
 	s := &Server{
 		ttl:          opts.AccessTokenTTL,
 		activeOnlyUF: opts.UnfilteredActiveOnly,
+		keepFilters:  opts.NextKeepsFilters,
+		maxPageSize:  opts.MaxPageSize,
 		now:          opts.Now,
 		log:          opts.Logger,
 		clients:      make(map[string]*client),
@@ -245,44 +265,6 @@ func (s *Server) ResetCalls() {
 	clear(s.calls)
 }
 
-// ExpireAccessTokens makes every access token issued so far answer 401
-// ams:fault 900903, as after an hour on the real API.
-func (s *Server) ExpireAccessTokens() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, t := range s.access {
-		t.expired = true
-	}
-}
-
-// RevokeRefreshTokens invalidates every refresh token of a site: the
-// refresh grant then answers 400 invalid_grant.
-func (s *Server) RevokeRefreshTokens(siteID string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for k, t := range s.refresh {
-		if t.siteID == siteID {
-			delete(s.refresh, k)
-		}
-	}
-}
-
-// SetTokenKeyEnabled sets whether the token-key grant (client credentials
-// and scope, no password) works. Default true.
-func (s *Server) SetTokenKeyEnabled(on bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.tokenKeyOff = !on
-}
-
-// SetAcceptedScheme sets which Authorization scheme /token accepts:
-// "Basic", "Bearer" or "" for both. The other answers 401 invalid_client.
-func (s *Server) SetAcceptedScheme(scheme string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.scheme = scheme
-}
-
 // SetLatency delays every response by d (honouring the request's context).
 func (s *Server) SetLatency(d time.Duration) {
 	s.mu.Lock()
@@ -326,6 +308,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveToken(rec, r)
 	case EndpointPartnerships:
 		s.servePartnerships(rec, r)
+	case EndpointPartnership:
+		s.servePartnership(rec, r)
 	case EndpointLinkLocator:
 		s.serveLinkLocator(rec, r)
 	default:
@@ -341,6 +325,8 @@ func endpointOf(path string) string {
 		return EndpointToken
 	case path == "/v1/partnerships":
 		return EndpointPartnerships
+	case strings.HasPrefix(path, partnershipPrefix) && len(path) > len(partnershipPrefix):
+		return EndpointPartnership
 	case strings.HasPrefix(path, linkLocatorPrefix):
 		return EndpointLinkLocator
 	}

@@ -12,6 +12,44 @@ import (
 
 // The token endpoint and the gateway's bearer check.
 
+// ExpireAccessTokens makes every access token issued so far answer 401
+// ams:fault 900903, as after an hour on the real API.
+func (s *Server) ExpireAccessTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range s.access {
+		t.expired = true
+	}
+}
+
+// RevokeRefreshTokens invalidates every refresh token of a site: the
+// refresh grant then answers 400 invalid_grant.
+func (s *Server) RevokeRefreshTokens(siteID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, t := range s.refresh {
+		if t.siteID == siteID {
+			delete(s.refresh, k)
+		}
+	}
+}
+
+// SetTokenKeyEnabled sets whether the token-key grant (client credentials
+// and scope, no password) works. Default true.
+func (s *Server) SetTokenKeyEnabled(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokenKeyOff = !on
+}
+
+// SetAcceptedScheme sets which Authorization scheme /token accepts:
+// "Basic", "Bearer" or "" for both. The other answers 401 invalid_client.
+func (s *Server) SetAcceptedScheme(scheme string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.scheme = scheme
+}
+
 type oauthError struct {
 	Error       string `json:"error"`
 	Description string `json:"error_description,omitempty"`
@@ -31,7 +69,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
-	clientID, ok := s.authenticate(r.Header.Get("Authorization"))
+	clientID, scheme, ok := s.authenticate(r.Header.Get("Authorization"))
 	if !ok {
 		writeJSON(w, http.StatusUnauthorized, oauthError{"invalid_client", "Client Authentication failed."})
 		return
@@ -40,11 +78,20 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	scope := r.PostForm.Get("scope")
 	grant := r.PostForm.Get("grant_type")
 	user, pass := r.PostForm.Get("username"), r.PostForm.Get("password")
-	if grant == "password" && user == "" && pass == "" {
-		grant = "" // some clients send grant_type=password for the token-key grant
+	switch {
+	case user != "" || pass != "" || r.PostForm.Get("refresh_token") != "":
+	case strings.EqualFold(scheme, "Bearer"), grant == "", grant == "client_credentials", grant == "password":
+		// The token-key flow: the published one is Bearer and scope=<SID>,
+		// whatever grant_type a client adds; older clients send Basic with
+		// client_credentials, or password without a user.
+		grant = grantTokenKey
 	}
 	switch grant {
 	case "password":
+		if s.passwordOff {
+			writeJSON(w, http.StatusBadRequest, oauthError{"unsupported_grant_type", "The password grant is not offered to this client."})
+			return
+		}
 		a, ok := c.sites[scope]
 		if !ok {
 			writeJSON(w, http.StatusBadRequest, oauthError{"invalid_scope", "The requested scope is invalid, unknown, or malformed."})
@@ -73,7 +120,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		// One-time use: the old refresh token dies with this request.
 		delete(s.refresh, r.PostForm.Get("refresh_token"))
 		s.issue(w, a)
-	case "client_credentials", "":
+	case grantTokenKey:
 		if s.tokenKeyOff {
 			writeJSON(w, http.StatusBadRequest, oauthError{"unauthorized_client", "The authenticated client is not authorized to use this authorization grant type."})
 			return
@@ -89,30 +136,35 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// authenticate checks "<Basic|Bearer> base64(id:secret)"; s.mu is held.
-func (s *Server) authenticate(h string) (string, bool) {
+// grantTokenKey names the token-key grant inside serveToken: it has no
+// grant_type of its own.
+const grantTokenKey = "token key"
+
+// authenticate checks "<Basic|Bearer> base64(id:secret)" and returns the
+// client id and the scheme word; s.mu is held.
+func (s *Server) authenticate(h string) (string, string, bool) {
 	scheme, val, ok := strings.Cut(strings.TrimSpace(h), " ")
 	if !ok {
-		return "", false
+		return "", "", false
 	}
 	switch {
 	case strings.EqualFold(scheme, "Basic"), strings.EqualFold(scheme, "Bearer"):
 	default:
-		return "", false
+		return "", "", false
 	}
 	if s.scheme != "" && !strings.EqualFold(scheme, s.scheme) {
-		return "", false
+		return "", "", false
 	}
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(val))
 	if err != nil {
-		return "", false
+		return "", "", false
 	}
 	id, secret, ok := strings.Cut(string(raw), ":")
 	c, known := s.clients[id]
 	if !ok || !known || c.secret != secret {
-		return "", false
+		return "", "", false
 	}
-	return id, true
+	return id, scheme, true
 }
 
 // issue writes a new token pair for a; s.mu is held.
