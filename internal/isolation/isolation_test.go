@@ -131,6 +131,7 @@ func TestIsolationCheckerCatchesLeaks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.method, func(t *testing.T) {
+			t.Parallel() // each on a world of its own
 			w := newWorld(t)
 			var r routers
 			if tt.method == "secrets.Delete" {

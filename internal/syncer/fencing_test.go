@@ -11,17 +11,17 @@ import (
 
 	"github.com/merchantsync/merchantsync/internal/httpapi"
 	"github.com/merchantsync/merchantsync/internal/merchantsync"
-	"github.com/merchantsync/merchantsync/internal/rakuten"
 	"github.com/merchantsync/merchantsync/internal/rakuten/sandbox"
 )
 
 // credentials calls the credentials function's route as tenant, through
 // lambda.NewHandler, and returns the status: the publisher connecting or
-// disconnecting while a sync runs.
+// disconnecting while a sync runs. Its Rakuten requests (connect's pull-mode
+// check among them) go past the gate that holds the sync.
 func (e *env) credentials(tenant, method string, a *sandbox.Account) int {
 	e.t.Helper()
 	r := httpapi.NewCredentialsRouter(&httpapi.Credentials{Store: e.Store, Secrets: e.Secrets,
-		Network: &rakuten.Network{Client: e.Rakuten, Credentials: e.Secrets, Now: e.Clock.Now}, Now: e.Clock.Now}, nil)
+		Network: e.NetworkOf(e.RakutenClient(e.DirectURL)), Now: e.Clock.Now}, nil)
 	body := ""
 	if a != nil {
 		b, _ := json.Marshal(map[string]string{"clientId": a.ClientID, "clientSecret": a.ClientSecret,

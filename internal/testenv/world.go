@@ -61,8 +61,12 @@ type World struct {
 
 	Sandbox    *sandbox.Server
 	SandboxURL string
-	Rakuten    *rakuten.Client
-	Network    *rakuten.Network
+	// DirectURL serves the same sandbox without WrapSandbox: for the
+	// requests a test must not hold, such as a publisher connecting while
+	// a sync is held at the gate.
+	DirectURL string
+	Rakuten   *rakuten.Client
+	Network   *rakuten.Network
 	// Sleeps counts the backoff sleeps the Rakuten client skipped.
 	Sleeps atomic.Int64
 
@@ -133,7 +137,12 @@ func New(t testing.TB, opts ...func(*Options)) *World {
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	w.SandboxURL = srv.URL
+	w.SandboxURL, w.DirectURL = srv.URL, srv.URL
+	if o.WrapSandbox != nil {
+		direct := httptest.NewServer(w.Sandbox)
+		t.Cleanup(direct.Close)
+		w.DirectURL = direct.URL
+	}
 	w.Rakuten = w.RakutenClient(srv.URL)
 	w.Network = w.NetworkOf(w.Rakuten)
 	return w
