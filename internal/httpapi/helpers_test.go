@@ -113,22 +113,7 @@ func invoke(t *testing.T, h handler, ev events.APIGatewayV2HTTPRequest) (int, ma
 
 // req builds an API Gateway v2 event as the HTTP API with a JWT authorizer
 // sends it. tenant "" means no claims.
-func req(method, path, tenant, body string, query map[string]string) events.APIGatewayV2HTTPRequest {
-	ev := events.APIGatewayV2HTTPRequest{
-		Version: "2.0", RawPath: path, Body: body, QueryStringParameters: query,
-		Headers: map[string]string{"content-type": "application/json"},
-		RequestContext: events.APIGatewayV2HTTPRequestContext{
-			RequestID: "test-request",
-			HTTP:      events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: method, Path: path},
-		},
-	}
-	if tenant != "" {
-		ev.RequestContext.Authorizer = &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{
-			JWT: &events.APIGatewayV2HTTPRequestContextAuthorizerJWTDescription{Claims: map[string]string{"tenant_id": tenant, "sub": "user-" + tenant}},
-		}
-	}
-	return ev
-}
+var req = testenv.APIEvent
 
 // loadEvent reads an infra/events file, the same one `sam local invoke -e` uses.
 func loadEvent(t *testing.T, name string) events.APIGatewayV2HTTPRequest {

@@ -215,19 +215,7 @@ type response struct {
 // it, through lambda.NewHandler(r.Handle).Invoke (the runtime's JSON path).
 func (w *world) call(r *httpapi.Router, tenantID, method, path string, query map[string]string, body string) response {
 	w.t.Helper()
-	ev := events.APIGatewayV2HTTPRequest{
-		Version: "2.0", RawPath: path, Body: body, QueryStringParameters: query,
-		Headers: map[string]string{"content-type": "application/json"},
-		RequestContext: events.APIGatewayV2HTTPRequestContext{
-			RequestID: "isolation",
-			HTTP:      events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: method, Path: path},
-			Authorizer: &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{
-				JWT: &events.APIGatewayV2HTTPRequestContextAuthorizerJWTDescription{
-					Claims: map[string]string{"tenant_id": tenantID, "sub": "user-" + tenantID},
-				},
-			},
-		},
-	}
+	ev := testenv.APIEvent(method, path, tenantID, body, query)
 	payload, err := json.Marshal(ev)
 	if err != nil {
 		w.t.Fatal(err)

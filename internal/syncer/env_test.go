@@ -107,13 +107,7 @@ func (e *env) account(tenant string, n int) sandbox.Account {
 	site := fmt.Sprintf("%d", 4022200+e.nextSite)
 	seed := int64(e.nextSite)
 	e.mu.Unlock()
-	a := sandbox.Account{
-		ClientID:     "client-" + tenant,
-		ClientSecret: "CLIENTSECRET-" + tenant + "-s3cr3t",
-		SiteID:       site,
-		Username:     "user-" + tenant,
-		Password:     "PASSWORD-" + tenant + "-pw",
-	}
+	a := testenv.App(tenant, site)
 	e.sim.AddAccount(a)
 	if n > 0 {
 		e.sim.SeedMerchants(site, n, seed)

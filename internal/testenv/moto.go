@@ -78,7 +78,7 @@ func MotoStartupTime() time.Duration { return moto.startupTime() }
 // motoCommand finds moto_server: the virtualenv install-moto.sh makes where
 // the machine lacks moto, else the one on PATH.
 func motoCommand() (string, error) {
-	if root, err := repoRoot(); err == nil {
+	if root, err := dynamotest.RepoRoot(); err == nil {
 		venv := filepath.Join(root, ".cache", "moto", "bin", "moto_server")
 		if _, err := os.Stat(venv); err == nil {
 			return venv, nil

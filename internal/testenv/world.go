@@ -176,6 +176,18 @@ func (w *World) UseRakuten(c *rakuten.Client) {
 	w.Network = w.NetworkOf(c)
 }
 
+// App is tenant's Rakuten application for site, with credentials a leak
+// check can recognise.
+func App(tenant, site string) sandbox.Account {
+	return sandbox.Account{
+		ClientID:     "client-" + tenant,
+		ClientSecret: "CLIENTSECRET-" + tenant + "-s3cr3t",
+		SiteID:       site,
+		Username:     "user-" + tenant,
+		Password:     "PASSWORD-" + tenant + "-pw",
+	}
+}
+
 // NewAccount registers a sandbox application for a new site of tenant,
 // with n seeded merchants (n may be 0), and returns it.
 func (w *World) NewAccount(tenant string, n int) sandbox.Account {
@@ -184,13 +196,7 @@ func (w *World) NewAccount(tenant string, n int) sandbox.Account {
 	site := fmt.Sprint(4022200 + w.sites)
 	seed := int64(w.sites)
 	w.mu.Unlock()
-	a := sandbox.Account{
-		ClientID:     "client-" + tenant,
-		ClientSecret: "CLIENTSECRET-" + tenant + "-s3cr3t",
-		SiteID:       site,
-		Username:     "user-" + tenant,
-		Password:     "PASSWORD-" + tenant + "-pw",
-	}
+	a := App(tenant, site)
 	w.Sandbox.AddAccount(a)
 	if n > 0 {
 		w.Sandbox.SeedMerchants(site, n, seed)
