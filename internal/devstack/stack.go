@@ -2,7 +2,6 @@ package devstack
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,13 +11,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
@@ -183,13 +182,23 @@ func serve(addr string, h http.Handler) (string, func(), error) {
 	return "http://" + ln.Addr().String(), func() { shutdown(srv) }, nil
 }
 
+// ensureTable creates the table unless it exists. It lists tables rather
+// than asking DescribeTable for a missing one: the SDK logs a spurious
+// "failed to close HTTP response body" checksum warning on DynamoDB
+// Local's error answers (aws/aws-sdk-go-v2#3545), which would greet every
+// first `make dev`.
 func ensureTable(ctx context.Context, c *dynamodb.Client, name string) error {
-	_, err := c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
-	var nf *types.ResourceNotFoundException
-	if errors.As(err, &nf) {
-		return dynamo.CreateTable(ctx, c, name)
+	p := dynamodb.NewListTablesPaginator(c, &dynamodb.ListTablesInput{})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return err
+		}
+		if slices.Contains(page.TableNames, name) {
+			return nil
+		}
 	}
-	return err
+	return dynamo.CreateTable(ctx, c, name)
 }
 
 // runDaily fires the scheduler at hour:00 UTC every day, as EventBridge
