@@ -37,6 +37,7 @@ type Config struct {
 	RakutenPerMinute float64          // RAKUTEN_REQUESTS_PER_MINUTE
 	RakutenPullMode  rakuten.PullMode // RAKUTEN_PULL_MODE (or the older RAKUTEN_PULL_BY_STATUS=true)
 	SyncHourUTC      int              // SYNC_HOUR_UTC: the daily schedule's hour, for nextSyncAt
+	HourlyMinute     int              // HOURLY_SYNC_MINUTE: the hourly schedule's minute, for nextSyncAt
 	TenantClaim      string           // TENANT_CLAIM: the JWT claim holding the tenant id (default tenant_id)
 	SyncMaxReceives  int              // SYNC_MAX_RECEIVES: the sync queue's maxReceiveCount (0: unknown)
 	Stage            string           // STAGE: the metrics' Stage dimension ("local" when unset)
@@ -117,6 +118,14 @@ func Load(ctx context.Context, getenv func(string) string, logOut io.Writer) (Co
 		}
 		c.SyncHourUTC = h
 	}
+	c.HourlyMinute = 30
+	if v := getenv("HOURLY_SYNC_MINUTE"); v != "" {
+		m, err := strconv.Atoi(v)
+		if err != nil || m < 0 || m > 59 {
+			return c, fmt.Errorf("HOURLY_SYNC_MINUTE=%q: want 0..59", v)
+		}
+		c.HourlyMinute = m
+	}
 	if c.TableName == "" {
 		return c, fmt.Errorf("TABLE_NAME is not set")
 	}
@@ -196,6 +205,7 @@ func (c Config) Rakuten() *rakuten.Client {
 }
 
 func (c Config) schedule() httpapi.Schedule { return httpapi.DailyAt{Hour: c.SyncHourUTC} }
+func (c Config) hourly() httpapi.Schedule   { return httpapi.HourlyAt{Minute: c.HourlyMinute} }
 
 // Network is the Rakuten network: the client, with the connections'
 // credentials in Secrets Manager.
@@ -205,14 +215,14 @@ func (c Config) Network() *rakuten.Network {
 
 // APIHandler is the api function: reads, IDs and settings.
 func (c Config) APIHandler() *httpapi.Router {
-	return c.claims(httpapi.NewAPIRouter(&httpapi.API{Store: c.Store(), Schedule: c.schedule(), Now: time.Now}, c.Logger))
+	return c.claims(httpapi.NewAPIRouter(&httpapi.API{Store: c.Store(), Schedule: c.schedule(), Hourly: c.hourly(), Now: time.Now}, c.Logger))
 }
 
 // CredentialsHandler is the credentials function.
 func (c Config) CredentialsHandler() *httpapi.Router {
 	return c.claims(httpapi.NewCredentialsRouter(&httpapi.Credentials{
 		Store: c.Store(), Secrets: c.Secrets(), Network: c.Network(),
-		Schedule: c.schedule(), Now: time.Now, Logger: c.Logger,
+		Schedule: c.schedule(), Hourly: c.hourly(), Now: time.Now, Logger: c.Logger,
 	}, c.Logger))
 }
 

@@ -23,6 +23,8 @@ import (
 
 	"github.com/merchantsync/merchantsync/internal/app"
 	"github.com/merchantsync/merchantsync/internal/dynamo"
+	"github.com/merchantsync/merchantsync/internal/httpapi"
+	"github.com/merchantsync/merchantsync/internal/merchantsync"
 	"github.com/merchantsync/merchantsync/internal/queue"
 	"github.com/merchantsync/merchantsync/internal/rakuten/sandbox"
 	"github.com/merchantsync/merchantsync/internal/syncer"
@@ -135,6 +137,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}()
 	go runDaily(ctx, cfg.SyncHourUTC, scheduler, logger)
+	go runHourly(ctx, cfg.HourlyMinute, scheduler, logger)
 
 	gw := &Gateway{
 		Functions: []Function{
@@ -201,6 +204,23 @@ func ensureTable(ctx context.Context, c *dynamodb.Client, name string) error {
 	return dynamo.CreateTable(ctx, c, name)
 }
 
+// runHourly fires the hourly (incremental) schedule at minute past every
+// hour, as the template's Hourly schedule does.
+func runHourly(ctx context.Context, minute int, s *syncer.Scheduler, logger *slog.Logger) {
+	for {
+		next := httpapi.HourlyAt{Minute: minute}.Next(time.Now())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Until(next)):
+		}
+		ev := syncer.ScheduleEvent{ScheduledTime: next.Format(time.RFC3339), Mode: string(merchantsync.ModeIncremental)}
+		if _, err := s.Handle(ctx, ev); err != nil {
+			logger.Error("hourly schedule", "err", err.Error())
+		}
+	}
+}
+
 // runDaily fires the scheduler at hour:00 UTC every day, as EventBridge
 // Scheduler does in AWS.
 func runDaily(ctx context.Context, hour int, s *syncer.Scheduler, logger *slog.Logger) {
@@ -225,17 +245,22 @@ func runDaily(ctx context.Context, hour int, s *syncer.Scheduler, logger *slog.L
 func scheduleNow(s *syncer.Scheduler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
-			writeJSON(w, http.StatusMethodNotAllowed, `{"error":{"code":"method_not_allowed","message":"POST to fire the daily schedule now"}}`)
+			writeJSON(w, http.StatusMethodNotAllowed, `{"error":{"code":"method_not_allowed","message":"POST to fire the daily schedule now (?mode=incremental: the hourly one)"}}`)
 			return
 		}
 		now := time.Now().UTC()
-		res, err := s.Handle(r.Context(), syncer.ScheduleEvent{RunID: "local-" + now.Format("20060102T150405.000"), ScheduledTime: now.Format(time.RFC3339)})
+		mode := r.URL.Query().Get("mode")
+		res, err := s.Handle(r.Context(), syncer.ScheduleEvent{RunID: "local-" + mode + now.Format("20060102T150405.000"), ScheduledTime: now.Format(time.RFC3339), Mode: mode})
+		if merchantsync.ErrorCode(err) == merchantsync.EInvalid {
+			writeJSON(w, http.StatusBadRequest, `{"error":{"code":"invalid_request","field":"mode","message":"`+jsonEscape(merchantsync.ErrorMessage(err))+`"}}`)
+			return
+		}
 		if err != nil {
 			writeJSON(w, http.StatusInternalServerError, `{"error":{"code":"internal","message":"`+jsonEscape(err.Error())+`"}}`)
 			return
 		}
-		writeJSON(w, http.StatusOK, fmt.Sprintf(`{"scheduleRunId":%q,"accounts":%d,"enqueued":%d,"batchCalls":%d}`,
-			res.ScheduleRunID, res.Accounts, res.Enqueued, res.BatchCalls))
+		writeJSON(w, http.StatusOK, fmt.Sprintf(`{"scheduleRunId":%q,"mode":%q,"accounts":%d,"enqueued":%d,"batchCalls":%d}`,
+			res.ScheduleRunID, res.Mode, res.Accounts, res.Enqueued, res.BatchCalls))
 	})
 }
 
@@ -300,6 +325,8 @@ Try:
   curl -s 'http://%[1]s/v1/networks/rakuten/relationships?limit=5' -H 'X-Tenant-Id: demo'
   curl -s -X POST http://%[1]s/_dev/sandbox/churn?n=10     # change 10 merchants in the sandbox
   curl -s -X POST http://%[1]s/_dev/schedule               # fire the daily schedule now
+  curl -s -X PUT http://%[1]s/v1/merchantsync/settings -H 'X-Tenant-Id: demo' -H 'Content-Type: application/json' -d '{"enabled":true,"syncEvery":"1h"}'
+  curl -s -X POST 'http://%[1]s/_dev/schedule?mode=incremental'   # fire the hourly schedule now
 
 `, addr, sandboxURL, queueURL, dlqURL, demo.ClientID, demo.ClientSecret, sandbox.DemoMerchantCount, demo.SiteID, demo.Username, demo.Password)
 }

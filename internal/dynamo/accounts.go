@@ -155,7 +155,9 @@ func (s *Store) MarkConnected(ctx context.Context, tenant, network string, c mer
 			e.set("siteId", avS(c.SiteID))
 		}
 		e.remove("leaseRunId", "leaseUntil", "activeRunId")
-		setDue(e, tenant, network, st.Enabled)
+		// A new connection tries incremental pulls afresh.
+		e.remove("incrementalOff")
+		setDue(e, tenant, network, st.Enabled, st.Enabled && st.SyncEvery == merchantsync.SyncHourly)
 		_, err = s.client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
 			{Update: s.accountTxUpdate(tenant, network, e)},
 			s.settingsCheck(st, saved),
@@ -189,7 +191,8 @@ func (s *Store) MarkDisconnected(ctx context.Context, tenant, network, conn stri
 	e.set("updatedAt", avS(fmtTime(now)))
 	e.remove("username", "connectedAt", "activeRunId", "connectionId", "leaseRunId", "leaseUntil",
 		"auth", "pullMode", "pullModeCheckedAt")
-	setDue(e, tenant, network, false)
+	e.remove("incrementalOff")
+	setDue(e, tenant, network, false, false)
 	in := s.accountUpdate(tenant, network, e)
 	in.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
 	_, err := s.client.UpdateItem(ctx, in)

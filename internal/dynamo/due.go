@@ -19,6 +19,12 @@ import (
 // returns the number of pages handed to fn. The index is eventually
 // consistent: an account connected a moment ago may show up on the next run.
 func (s *Store) QueryDue(ctx context.Context, shard int, fn func([]merchantsync.AccountKey) error) (pages int, err error) {
+	return s.queryDue(ctx, shard, false, fn)
+}
+
+// queryDue is QueryDue, of only the hourly accounts when hourly: a
+// begins_with on the sort key, so the daily accounts are not read.
+func (s *Store) queryDue(ctx context.Context, shard int, hourly bool, fn func([]merchantsync.AccountKey) error) (pages int, err error) {
 	if shard < 0 || shard >= Shards {
 		return 0, merchantsync.FieldError(merchantsync.EInvalid, "shard", "shard out of range")
 	}
@@ -33,6 +39,11 @@ func (s *Store) QueryDue(ctx context.Context, shard int, fn func([]merchantsync.
 		ExpressionAttributeNames:  map[string]string{"#p": AttrDuePK},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":p": avS(duePK(shard))},
 		Limit:                     aws.Int32(int32(size)),
+	}
+	if hourly {
+		in.KeyConditionExpression = aws.String("#p = :p AND begins_with(#s, :h)")
+		in.ExpressionAttributeNames["#s"] = AttrDueSK
+		in.ExpressionAttributeValues[":h"] = avS(hourlyDuePrefix)
 	}
 	for {
 		res, err := s.client.Query(ctx, in)
@@ -70,6 +81,15 @@ func (s *Store) QueryDue(ctx context.Context, shard int, fn func([]merchantsync.
 // each non-empty page, from one goroutine per shard. It returns the pages
 // read; reading stops at the first error.
 func (s *Store) EachDue(ctx context.Context, fn func([]merchantsync.AccountKey) error) (int, error) {
+	return s.eachDue(ctx, false, fn)
+}
+
+// EachDueHourly is EachDue for the accounts of hourly tenants only.
+func (s *Store) EachDueHourly(ctx context.Context, fn func([]merchantsync.AccountKey) error) (int, error) {
+	return s.eachDue(ctx, true, fn)
+}
+
+func (s *Store) eachDue(ctx context.Context, hourly bool, fn func([]merchantsync.AccountKey) error) (int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -80,7 +100,7 @@ func (s *Store) EachDue(ctx context.Context, fn func([]merchantsync.AccountKey) 
 	)
 	for shard := range Shards {
 		wg.Go(func() {
-			n, err := s.QueryDue(ctx, shard, fn)
+			n, err := s.queryDue(ctx, shard, hourly, fn)
 			mu.Lock()
 			defer mu.Unlock()
 			pages += n

@@ -26,6 +26,7 @@ type settingsItem struct {
 	Kind      string `dynamodbav:"kind"`
 	TenantID  string `dynamodbav:"tenantId"`
 	Enabled   bool   `dynamodbav:"enabled"`
+	SyncEvery string `dynamodbav:"syncEvery,omitempty"` // absent: daily (saved before the setting existed)
 	UpdatedAt string `dynamodbav:"updatedAt,omitempty"`
 }
 
@@ -58,6 +59,8 @@ type accountItem struct {
 	Auth              string `dynamodbav:"auth,omitempty"`
 	PullMode          string `dynamodbav:"pullMode,omitempty"`
 	PullModeCheckedAt string `dynamodbav:"pullModeCheckedAt,omitempty"`
+	// Why incremental pulls are off for the connection (absent: they are not).
+	IncrementalOff string `dynamodbav:"incrementalOff,omitempty"`
 }
 
 // runSummary is a run as stored inside the run item and as the account's lastRun.
@@ -66,6 +69,7 @@ type runSummary struct {
 	TenantID        string         `dynamodbav:"tenantId"`
 	Network         string         `dynamodbav:"network"`
 	Trigger         string         `dynamodbav:"trigger,omitempty"`
+	Mode            string         `dynamodbav:"mode,omitempty"`
 	State           string         `dynamodbav:"state"`
 	QueuedAt        string         `dynamodbav:"queuedAt,omitempty"`
 	StartedAt       string         `dynamodbav:"startedAt,omitempty"`
@@ -168,7 +172,8 @@ func toCounts(c map[string]int) map[merchantsync.Status]int {
 }
 
 func (it *settingsItem) domain() merchantsync.Settings {
-	return merchantsync.Settings{TenantID: it.TenantID, Enabled: it.Enabled, UpdatedAt: parseTime(it.UpdatedAt)}
+	return merchantsync.Settings{TenantID: it.TenantID, Enabled: it.Enabled,
+		SyncEvery: merchantsync.SyncEvery(it.SyncEvery).Or(), UpdatedAt: parseTime(it.UpdatedAt)}
 }
 
 func (it *accountItem) domain() *merchantsync.Account {
@@ -191,6 +196,7 @@ func (it *accountItem) domain() *merchantsync.Account {
 		Auth:               merchantsync.AuthMode(it.Auth),
 		PullMode:           merchantsync.PullMode(it.PullMode),
 		PullModeCheckedAt:  parseTime(it.PullModeCheckedAt),
+		IncrementalOff:     it.IncrementalOff,
 	}
 	if it.LeaseUntil != 0 {
 		a.LeaseUntil = time.UnixMilli(it.LeaseUntil).UTC()
@@ -208,6 +214,7 @@ func newRunSummary(r merchantsync.Run) runSummary {
 		TenantID:        r.TenantID,
 		Network:         r.Network,
 		Trigger:         string(r.Trigger),
+		Mode:            string(r.Mode),
 		State:           string(r.State),
 		QueuedAt:        fmtTime(r.QueuedAt),
 		StartedAt:       fmtTime(r.StartedAt),
@@ -230,6 +237,7 @@ func (s *runSummary) domain() merchantsync.Run {
 		TenantID:        s.TenantID,
 		Network:         s.Network,
 		Trigger:         merchantsync.Trigger(s.Trigger),
+		Mode:            merchantsync.SyncMode(s.Mode),
 		State:           merchantsync.RunState(s.State),
 		QueuedAt:        parseTime(s.QueuedAt),
 		StartedAt:       parseTime(s.StartedAt),

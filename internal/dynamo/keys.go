@@ -36,10 +36,22 @@ func ShardOf(tenant string) int {
 	return int(h.Sum32() % Shards)
 }
 
-func pkTenant(tenant string) string       { return "TENANT#" + tenant }
-func skAccount(network string) string     { return "NETWORK#" + network }
-func duePK(shard int) string              { return fmt.Sprintf("SYNC#%d", shard) }
-func dueSK(tenant, network string) string { return "TENANT#" + tenant + "#NETWORK#" + network }
+func pkTenant(tenant string) string   { return "TENANT#" + tenant }
+func skAccount(network string) string { return "NETWORK#" + network }
+func duePK(shard int) string          { return fmt.Sprintf("SYNC#%d", shard) }
+
+// dueSK is an account's due sort key. Hourly accounts' start with
+// hourlyDuePrefix, so the hourly schedule reads only them (begins_with on
+// the sort key) and the daily one reads the whole partition.
+func dueSK(tenant, network string, hourly bool) string {
+	sk := "TENANT#" + tenant + "#NETWORK#" + network
+	if hourly {
+		return hourlyDuePrefix + sk
+	}
+	return sk
+}
+
+const hourlyDuePrefix = "H#"
 
 func relPrefix(network string) string    { return "REL#" + network + "#" }
 func runPrefix(network string) string    { return "RUN#" + network + "#" }

@@ -330,7 +330,7 @@ func (s *Store) FinishRun(ctx context.Context, run merchantsync.Run, upd merchan
 		if upd.State != "" {
 			e.set("state", avS(string(upd.State)))
 			if upd.State == merchantsync.StateReauthRequired {
-				setDue(e, run.TenantID, run.Network, false)
+				setDue(e, run.TenantID, run.Network, false, false)
 			}
 		}
 		if upd.Succeeded {
@@ -347,7 +347,15 @@ func (s *Store) FinishRun(ctx context.Context, run merchantsync.Run, upd merchan
 			} else {
 				e.remove("counts")
 			}
-			e.set("lastSyncAt", avS(fmtTime(now)))
+			if !upd.Incremental {
+				// lastSyncAt is the last full pull: relationships derive
+				// lastSeenAt from it, and the hourly run waits an hour
+				// after it.
+				e.set("lastSyncAt", avS(fmtTime(now)))
+			}
+		}
+		if upd.IncrementalOff != "" {
+			e.set("incrementalOff", avS(upd.IncrementalOff))
 		}
 		if upd.ScheduleRunID != "" {
 			e.set("lastScheduledRunId", avS(upd.ScheduleRunID))
@@ -366,6 +374,9 @@ func (s *Store) FinishRun(ctx context.Context, run merchantsync.Run, upd merchan
 			{Update: s.accountTxUpdate(run.TenantID, run.Network, e)},
 		}})
 		if err == nil {
+			if upd.IncrementalOff != "" {
+				return s.hourlyOff(ctx, run.TenantID, run.Network, upd.ConnectionID)
+			}
 			return nil
 		}
 		if !retryableCancel(err) {
@@ -373,4 +384,20 @@ func (s *Store) FinishRun(ctx context.Context, run merchantsync.Run, upd merchan
 		}
 	}
 	return errRaced("account")
+}
+
+// hourlyOff moves an account whose incremental pulls were turned off from
+// the hourly due keys to the daily ones, if it has hourly ones and conn is
+// still its connection (the hourly schedule stops enqueueing it).
+func (s *Store) hourlyOff(ctx context.Context, tenant, network, conn string) error {
+	e := newExpr()
+	condConnection(e, conn)
+	e.cond("begins_with(%s, %s)", e.n(AttrDueSK), e.v(avS(hourlyDuePrefix)))
+	e.cond("attribute_exists(%s)", e.n("incrementalOff"))
+	e.set(AttrDueSK, avS(dueSK(tenant, network, false)))
+	_, err := s.client.UpdateItem(ctx, s.accountUpdate(tenant, network, e))
+	if isConditionFailed(err) {
+		return nil
+	}
+	return wrap("finish run", err)
 }

@@ -80,7 +80,7 @@ func (s *Store) settings(ctx context.Context, tenant string) (merchantsync.Setti
 	var it settingsItem
 	ok, err := s.getItem(ctx, "get settings", pkTenant(tenant), skSettings, &it)
 	if err != nil || !ok {
-		return merchantsync.Settings{TenantID: tenant, Enabled: true}, false, err
+		return merchantsync.Settings{TenantID: tenant, Enabled: true, SyncEvery: merchantsync.SyncDaily}, false, err
 	}
 	st := it.domain()
 	st.TenantID = tenant
@@ -93,6 +93,11 @@ func (s *Store) settingsCheck(st merchantsync.Settings, saved bool) types.Transa
 	e := newExpr()
 	if saved {
 		e.cond("%s = %s", e.n("enabled"), e.v(avBool(st.Enabled)))
+		if st.SyncEvery.Or() == merchantsync.SyncDaily {
+			e.cond("attribute_not_exists(%s) OR %s = %s", e.n("syncEvery"), e.n("syncEvery"), e.v(avS(string(merchantsync.SyncDaily))))
+		} else {
+			e.cond("%s = %s", e.n("syncEvery"), e.v(avS(string(st.SyncEvery))))
+		}
 	} else {
 		e.cond("attribute_not_exists(%s)", e.n(AttrPK))
 	}
@@ -126,9 +131,13 @@ func (s *Store) PutSettings(ctx context.Context, st merchantsync.Settings) error
 	if st.UpdatedAt.IsZero() {
 		st.UpdatedAt = time.Now()
 	}
+	st.SyncEvery = st.SyncEvery.Or()
+	if !st.SyncEvery.Valid() {
+		return merchantsync.FieldError(merchantsync.EInvalid, "syncEvery", `syncEvery must be "24h" or "1h"`)
+	}
 	item, err := attributevalue.MarshalMap(settingsItem{
 		PK: pkTenant(st.TenantID), SK: skSettings, Kind: kindSettings,
-		TenantID: st.TenantID, Enabled: st.Enabled, UpdatedAt: fmtTime(st.UpdatedAt),
+		TenantID: st.TenantID, Enabled: st.Enabled, SyncEvery: string(st.SyncEvery), UpdatedAt: fmtTime(st.UpdatedAt),
 	})
 	if err != nil {
 		return wrap("put settings", err)
@@ -140,7 +149,7 @@ func (s *Store) PutSettings(ctx context.Context, st merchantsync.Settings) error
 			if err != nil {
 				return err
 			}
-			tx = append(tx, s.dueUpdate(st.TenantID, n.ID, a, a.Due(st)))
+			tx = append(tx, s.dueUpdate(st.TenantID, n.ID, a, a.Due(st), a.DueHourly(st)))
 		}
 		_, err := s.client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: tx})
 		if err == nil {
@@ -156,7 +165,7 @@ func (s *Store) PutSettings(ctx context.Context, st merchantsync.Settings) error
 // dueUpdate sets or removes an account's due keys on condition that the
 // fields Due depends on are unchanged; for an absent account it asserts the
 // account is still absent.
-func (s *Store) dueUpdate(tenant, network string, a *merchantsync.Account, due bool) types.TransactWriteItem {
+func (s *Store) dueUpdate(tenant, network string, a *merchantsync.Account, due, hourly bool) types.TransactWriteItem {
 	e := newExpr()
 	key := keyOf(pkTenant(tenant), skAccount(network))
 	if a == nil {
@@ -170,14 +179,21 @@ func (s *Store) dueUpdate(tenant, network string, a *merchantsync.Account, due b
 	e.cond("%s = %s", e.n("connected"), e.v(avBool(a.Connected)))
 	e.cond("%s = %s", e.n("state"), e.v(avS(string(a.State))))
 	e.cond("%s = %s", e.n("affiliateId"), e.v(avS(a.AffiliateID)))
-	setDue(e, tenant, network, due)
+	if a.IncrementalOff == "" {
+		e.cond("attribute_not_exists(%s)", e.n("incrementalOff"))
+	} else {
+		e.cond("attribute_exists(%s)", e.n("incrementalOff"))
+	}
+	setDue(e, tenant, network, due, hourly)
 	return types.TransactWriteItem{Update: s.accountTxUpdate(tenant, network, e)}
 }
 
-func setDue(e *expr, tenant, network string, due bool) {
+// setDue sets the account's due keys (hourly ones when hourly) or removes
+// them.
+func setDue(e *expr, tenant, network string, due, hourly bool) {
 	if due {
 		e.set(AttrDuePK, avS(duePK(ShardOf(tenant))))
-		e.set(AttrDueSK, avS(dueSK(tenant, network)))
+		e.set(AttrDueSK, avS(dueSK(tenant, network, hourly)))
 	} else {
 		e.remove(AttrDuePK, AttrDueSK)
 	}

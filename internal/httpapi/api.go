@@ -29,12 +29,28 @@ func (d DailyAt) Next(t time.Time) time.Time {
 	return n
 }
 
+// HourlyAt is a Schedule firing every hour at a fixed minute.
+type HourlyAt struct{ Minute int }
+
+// Next returns the first firing strictly after t.
+func (h HourlyAt) Next(t time.Time) time.Time {
+	t = t.UTC()
+	n := t.Truncate(time.Hour).Add(time.Duration(h.Minute) * time.Minute)
+	if !n.After(t) {
+		n = n.Add(time.Hour)
+	}
+	return n
+}
+
 // API serves the routes of the "api" function: reads, IDs and settings.
 // It never touches Secrets Manager or Rakuten.
 type API struct {
 	Store    merchantsync.Store
-	Schedule Schedule
-	Now      func() time.Time
+	Schedule Schedule // the daily sync
+	// Hourly is the hourly sync of tenants whose syncEvery is "1h"
+	// (default: HourlyAt{Minute: 30}).
+	Hourly Schedule
+	Now    func() time.Time
 }
 
 // APIRoutes lists the route keys the api function serves.
@@ -60,6 +76,9 @@ func NewAPIRouter(a *API, logger *slog.Logger) *Router {
 	if a.Schedule == nil {
 		a.Schedule = DailyAt{Hour: 3}
 	}
+	if a.Hourly == nil {
+		a.Hourly = HourlyAt{Minute: 30}
+	}
 	return NewRouter(logger, a.Routes()...)
 }
 
@@ -68,13 +87,13 @@ func (a *API) networkView(ctx context.Context, tenant string, info merchantsync.
 	if err != nil {
 		return nil, err
 	}
-	return buildNetworkView(info, acct, st, a.Schedule, a.Now()), nil
+	return buildNetworkView(info, acct, st, a.Schedule, a.Hourly, a.Now()), nil
 }
 
-func buildNetworkView(info merchantsync.NetworkInfo, acct *merchantsync.Account, st merchantsync.Settings, sched Schedule, now time.Time) *networkJSON {
+func buildNetworkView(info merchantsync.NetworkInfo, acct *merchantsync.Account, st merchantsync.Settings, sched, hourly Schedule, now time.Time) *networkJSON {
 	v := &networkJSON{
 		Network: info.ID, Name: info.Name, State: string(acct.EffectiveState(st)),
-		SyncEnabled: st.Enabled, Counts: countsJSON(nil),
+		SyncEnabled: st.Enabled, SyncEvery: string(st.SyncEvery.Or()), Counts: countsJSON(nil),
 	}
 	if acct == nil {
 		return v
@@ -87,8 +106,17 @@ func buildNetworkView(info merchantsync.NetworkInfo, acct *merchantsync.Account,
 	if acct.Connected {
 		v.Auth, v.PullMode, v.PullModeCheckedAt = string(acct.Auth), string(acct.PullMode), ts(acct.PullModeCheckedAt)
 	}
+	if acct.Connected && st.SyncEvery == merchantsync.SyncHourly {
+		v.IncrementalOff = acct.IncrementalOff
+	}
 	if acct.Due(st) && sched != nil {
-		v.NextSyncAt = ts(sched.Next(now))
+		next := sched.Next(now)
+		if acct.DueHourly(st) && hourly != nil {
+			if h := hourly.Next(now); h.Before(next) {
+				next = h
+			}
+		}
+		v.NextSyncAt = ts(next)
 	}
 	return v
 }
@@ -157,11 +185,12 @@ func (a *API) getSettings(ctx context.Context, r *Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, settingsJSON{Enabled: st.Enabled, UpdatedAt: ts(st.UpdatedAt)}, nil
+	return http.StatusOK, toSettingsJSON(st), nil
 }
 
 type settingsRequest struct {
-	Enabled *bool `json:"enabled"`
+	Enabled   *bool   `json:"enabled"`
+	SyncEvery *string `json:"syncEvery"`
 }
 
 func (a *API) putSettings(ctx context.Context, r *Request) (int, any, error) {
@@ -173,10 +202,26 @@ func (a *API) putSettings(ctx context.Context, r *Request) (int, any, error) {
 		return 0, nil, merchantsync.FieldError(merchantsync.EInvalid, "enabled", "enabled (true or false) is required.")
 	}
 	st := merchantsync.Settings{TenantID: r.Tenant, Enabled: *body.Enabled, UpdatedAt: a.Now().UTC()}
+	if body.SyncEvery != nil {
+		st.SyncEvery = merchantsync.SyncEvery(*body.SyncEvery)
+		if !st.SyncEvery.Valid() {
+			return 0, nil, merchantsync.FieldError(merchantsync.EInvalid, "syncEvery",
+				`syncEvery must be "24h" (a full sync a day) or "1h" (hourly syncs of recent changes, and the daily full sync).`)
+		}
+	} else {
+		// Left out, it stays as it was: clients that only toggle enabled
+		// do not reset it.
+		cur, err := a.Store.GetSettings(ctx, r.Tenant)
+		if err != nil {
+			return 0, nil, err
+		}
+		st.SyncEvery = cur.SyncEvery
+	}
+	st.SyncEvery = st.SyncEvery.Or()
 	if err := a.Store.PutSettings(ctx, st); err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, settingsJSON{Enabled: st.Enabled, UpdatedAt: ts(st.UpdatedAt)}, nil
+	return http.StatusOK, toSettingsJSON(st), nil
 }
 
 // Paging limits of every list route.

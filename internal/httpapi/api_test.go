@@ -116,6 +116,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"wrong method", "PATCH", "/v1/networks/rakuten/ids", "tenant-a", `{}`, nil, 405, "method_not_allowed"},
 		{"settings wrong type", "PUT", "/v1/merchantsync/settings", "tenant-a", `{"enabled":"yes"}`, nil, 400, "invalid_json"},
 		{"settings missing field", "PUT", "/v1/merchantsync/settings", "tenant-a", `{}`, nil, 400, "invalid_request"},
+		{"settings bad syncEvery", "PUT", "/v1/merchantsync/settings", "tenant-a", `{"enabled":true,"syncEvery":"2h"}`, nil, 400, "invalid_request"},
+		{"settings syncEvery not a string", "PUT", "/v1/merchantsync/settings", "tenant-a", `{"enabled":true,"syncEvery":1}`, nil, 400, "invalid_json"},
 		{"bad limit", "GET", "/v1/networks/rakuten/relationships", "tenant-a", ``, map[string]string{"limit": "1000"}, 400, "invalid_request"},
 		{"bad status", "GET", "/v1/networks/rakuten/relationships", "tenant-a", ``, map[string]string{"status": "approved"}, 400, "invalid_request"},
 		{"forged cursor", "GET", "/v1/networks/rakuten/relationships", "tenant-a", ``, map[string]string{"cursor": "not-a-cursor"}, 400, "invalid_request"},
@@ -145,6 +147,30 @@ func TestWrongContentType(t *testing.T) {
 	ev.Headers["content-type"] = "text/plain"
 	if status, body := invoke(t, api, ev); status != 415 || errCode(body) != "unsupported_media_type" {
 		t.Errorf("got %d %v", status, body)
+	}
+}
+
+// TestSettingsSyncEvery: syncEvery defaults to "24h", is saved, stays when
+// a PUT leaves it out, and an hourly tenant's connected account shows the
+// hourly schedule's next run as nextSyncAt.
+func TestSettingsSyncEvery(t *testing.T) {
+	_, api := newAPI(t)
+	get := func() map[string]any {
+		t.Helper()
+		_, body := invoke(t, api, req("GET", "/v1/merchantsync/settings", "tenant-h", "", nil))
+		return body
+	}
+	if b := get(); b["syncEvery"] != "24h" {
+		t.Fatalf("default: %v", b)
+	}
+	if status, b := invoke(t, api, req("PUT", "/v1/merchantsync/settings", "tenant-h", `{"enabled":true,"syncEvery":"1h"}`, nil)); status != 200 || b["syncEvery"] != "1h" {
+		t.Fatalf("PUT 1h: %d %v", status, b)
+	}
+	if status, b := invoke(t, api, req("PUT", "/v1/merchantsync/settings", "tenant-h", `{"enabled":true}`, nil)); status != 200 || b["syncEvery"] != "1h" {
+		t.Fatalf("PUT without syncEvery reset it: %d %v", status, b)
+	}
+	if b := get(); b["syncEvery"] != "1h" || b["enabled"] != true {
+		t.Fatalf("after PUTs: %v", b)
 	}
 }
 

@@ -18,6 +18,7 @@ type Credentials struct {
 	Secrets  merchantsync.CredentialStore
 	Network  merchantsync.Network
 	Schedule Schedule
+	Hourly   Schedule // default HourlyAt{Minute: 30}
 	Now      func() time.Time
 	Logger   *slog.Logger
 }
@@ -38,6 +39,9 @@ func NewCredentialsRouter(c *Credentials, logger *slog.Logger) *Router {
 	}
 	if c.Schedule == nil {
 		c.Schedule = DailyAt{Hour: 3}
+	}
+	if c.Hourly == nil {
+		c.Hourly = HourlyAt{Minute: 30}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -156,7 +160,7 @@ func (c *Credentials) view(ctx context.Context, tenant, network string) (int, an
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, buildNetworkView(info, acct, st, c.Schedule, c.Now()), nil
+	return http.StatusOK, buildNetworkView(info, acct, st, c.Schedule, c.Hourly, c.Now()), nil
 }
 
 func (c *Credentials) deleteCredentials(ctx context.Context, r *Request) (int, any, error) {

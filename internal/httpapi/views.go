@@ -16,6 +16,7 @@ type networkJSON struct {
 	SiteID      string         `json:"siteId,omitempty"`
 	Username    string         `json:"username,omitempty"`
 	SyncEnabled bool           `json:"syncEnabled"`
+	SyncEvery   string         `json:"syncEvery"`
 	ConnectedAt *time.Time     `json:"connectedAt,omitempty"`
 	LastSyncAt  *time.Time     `json:"lastSyncAt,omitempty"`
 	NextSyncAt  *time.Time     `json:"nextSyncAt,omitempty"`
@@ -27,18 +28,27 @@ type networkJSON struct {
 	Auth              string     `json:"auth,omitempty"`
 	PullMode          string     `json:"pullMode,omitempty"`
 	PullModeCheckedAt *time.Time `json:"pullModeCheckedAt,omitempty"`
+	// IncrementalOff says why an hourly tenant's account syncs with full
+	// pulls only (Rakuten refused or ignored the recency filter).
+	IncrementalOff string `json:"incrementalOff,omitempty"`
 	// Notice is only in the answer to PUT credentials.
 	Notice *errorDetail `json:"notice,omitempty"`
 }
 
 type settingsJSON struct {
 	Enabled   bool       `json:"enabled"`
+	SyncEvery string     `json:"syncEvery"`
 	UpdatedAt *time.Time `json:"updatedAt,omitempty"`
+}
+
+func toSettingsJSON(st merchantsync.Settings) settingsJSON {
+	return settingsJSON{Enabled: st.Enabled, SyncEvery: string(st.SyncEvery.Or()), UpdatedAt: ts(st.UpdatedAt)}
 }
 
 type runJSON struct {
 	RunID           string         `json:"runId"`
 	Trigger         string         `json:"trigger"`
+	Mode            string         `json:"mode"`
 	State           string         `json:"state"`
 	QueuedAt        *time.Time     `json:"queuedAt,omitempty"`
 	StartedAt       *time.Time     `json:"startedAt,omitempty"`
@@ -82,6 +92,14 @@ type listJSON[T any] struct {
 	NextCursor string `json:"nextCursor,omitempty"`
 }
 
+// runMode is the run's mode; runs recorded before modes were full.
+func runMode(m merchantsync.SyncMode) merchantsync.SyncMode {
+	if m == "" {
+		return merchantsync.ModeFull
+	}
+	return m
+}
+
 func ts(t time.Time) *time.Time {
 	if t.IsZero() {
 		return nil
@@ -103,7 +121,7 @@ func toRunJSON(r *merchantsync.Run) *runJSON {
 		return nil
 	}
 	j := &runJSON{
-		RunID: r.RunID, Trigger: string(r.Trigger), State: string(r.State),
+		RunID: r.RunID, Trigger: string(r.Trigger), Mode: string(runMode(r.Mode)), State: string(r.State),
 		QueuedAt: ts(r.QueuedAt), StartedAt: ts(r.StartedAt), FinishedAt: ts(r.FinishedAt),
 		MerchantsSynced: r.MerchantsSynced, Counts: countsJSON(r.Counts), Changes: r.Changes,
 		JoinedRunID: r.JoinedRunID,

@@ -30,6 +30,13 @@ const (
 	// publisher reconnected or disconnected while it ran (409 if ever
 	// answered).
 	EConnectionChanged = "connection_changed"
+	// EIncrementalUnsupported is why an account syncs with full pulls only
+	// although its tenant chose hourly syncs: the network refused or
+	// ignored the recency filter of an incremental pull.
+	EIncrementalUnsupported = "incremental_unsupported"
+	// ERecentlySynced is why an hourly run was skipped: a full sync
+	// finished less than an hour before.
+	ERecentlySynced = "recently_synced"
 )
 
 // Error is an error a person can act on: Code is for programs, Message for

@@ -40,9 +40,49 @@ type Settings struct {
 	// Enabled is the global "sync network relationships" toggle. A tenant
 	// that never saved settings is enabled: connecting credentials is an
 	// explicit request to sync.
-	Enabled   bool
+	Enabled bool
+	// SyncEvery is how fresh the tenant wants its relationships: Daily
+	// (the default, a full pull a day) or Hourly (an incremental pull every
+	// hour besides the daily full one). Empty reads as Daily.
+	SyncEvery SyncEvery
 	UpdatedAt time.Time
 }
+
+// SyncEvery is a tenant's sync frequency setting.
+type SyncEvery string
+
+const (
+	SyncDaily  SyncEvery = "24h"
+	SyncHourly SyncEvery = "1h"
+)
+
+// Valid reports whether e is a value the API accepts.
+func (e SyncEvery) Valid() bool { return e == SyncDaily || e == SyncHourly }
+
+// Or returns e, or Daily when e is empty.
+func (e SyncEvery) Or() SyncEvery {
+	if e == "" {
+		return SyncDaily
+	}
+	return e
+}
+
+// SyncMode is how much a run pulls.
+type SyncMode string
+
+const (
+	// ModeFull pulls every merchant: the reconciliation that notices
+	// vanished merchants (the daily schedule, Sync now).
+	ModeFull SyncMode = "full"
+	// ModeIncremental pulls only the partnerships whose status changed in
+	// the last day (the hourly schedule); it never counts a merchant
+	// missing.
+	ModeIncremental SyncMode = "incremental"
+)
+
+// IncrementalRange is the recency filter of an incremental pull: a day,
+// so an hourly run that failed or was skipped is caught up by the next.
+const IncrementalRange = 24 * time.Hour
 
 // ConnectionState is what the API shows for a tenant's network account.
 type ConnectionState string
@@ -92,6 +132,10 @@ type Account struct {
 	Auth              AuthMode
 	PullMode          PullMode
 	PullModeCheckedAt time.Time
+	// IncrementalOff says why the account syncs with full pulls only
+	// although its tenant asked for hourly syncs (the network refused or
+	// ignored the recency filter); empty while incremental pulls work.
+	IncrementalOff string
 }
 
 // Plan is what the account knows for its next pull (Known is the caller's).
@@ -118,6 +162,13 @@ func (a *Account) EffectiveState(s Settings) ConnectionState {
 // reauth_required accounts are not due: retrying refused credentials cannot help.
 func (a *Account) Due(s Settings) bool {
 	return a != nil && a.AffiliateID != "" && a.Connected && s.Enabled && a.State != StateReauthRequired
+}
+
+// DueHourly reports whether the hourly schedule should sync this account
+// incrementally: due, on an hourly tenant, and incremental pulls not
+// turned off for it.
+func (a *Account) DueHourly(s Settings) bool {
+	return a.Due(s) && s.SyncEvery == SyncHourly && a.IncrementalOff == ""
 }
 
 // Trigger says what started a run.
@@ -150,6 +201,7 @@ type Run struct {
 	TenantID        string
 	Network         string
 	Trigger         Trigger
+	Mode            SyncMode // "" reads as full (runs recorded before modes)
 	State           RunState
 	QueuedAt        time.Time
 	StartedAt       time.Time
@@ -180,6 +232,8 @@ type SyncRequest struct {
 	// ScheduleRunID is the schedule invocation's id for scheduled syncs; the
 	// same schedule run never syncs an account twice.
 	ScheduleRunID string `json:"scheduleRunId,omitempty"`
+	// Mode is incremental for the hourly schedule's messages; empty is full.
+	Mode SyncMode `json:"mode,omitempty"`
 	// LastAttempt is set by the worker (never sent) when the queue will not
 	// deliver this message again: an internal fault then fails the run
 	// instead of leaving it running.
@@ -262,6 +316,13 @@ type RunOutcome struct {
 	Auth              AuthMode
 	PullMode          PullMode
 	PullModeCheckedAt time.Time
+	// Incremental: the run pulled only recent changes, so LastSyncAt (the
+	// last full pull) stays.
+	Incremental bool
+	// IncrementalOff, when set, turns incremental pulls off for the
+	// account, with this reason (the network refused or ignored the
+	// recency filter).
+	IncrementalOff string
 }
 
 // WriteStats tells what a relationship write did.

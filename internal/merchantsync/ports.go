@@ -42,6 +42,9 @@ type DueAccounts interface {
 	// several goroutines at once (fn must be safe for that). It returns
 	// the number of pages read.
 	EachDue(ctx context.Context, fn func([]AccountKey) error) (pages int, err error)
+	// EachDueHourly is EachDue for the accounts the hourly schedule syncs
+	// incrementally (DueHourly), read without reading the others.
+	EachDueHourly(ctx context.Context, fn func([]AccountKey) error) (pages int, err error)
 }
 
 // RunStore keeps sync runs and the account's sync lease.

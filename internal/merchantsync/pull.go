@@ -44,6 +44,10 @@ type PullPlan struct {
 	// Known are the stored relationships not yet called removed: the pull
 	// looks up those its listing leaves out before they count as missing.
 	Known []MerchantKey
+	// Since, when set, makes the pull incremental: only partnerships whose
+	// status changed within this long (the recency filter), no mode
+	// self-check and no lookups of Known merchants.
+	Since time.Duration
 }
 
 // PullResult is what a pull learned besides the relationships.

@@ -62,7 +62,7 @@ func DecodeSyncRequest(body string) (SyncRequest, error) {
 }
 
 // syncRequestKeys are SyncRequest's JSON keys, exactly as spelled.
-var syncRequestKeys = map[string]bool{"tenantId": true, "network": true, "runId": true, "trigger": true, "scheduleRunId": true}
+var syncRequestKeys = map[string]bool{"tenantId": true, "network": true, "runId": true, "trigger": true, "scheduleRunId": true, "mode": true}
 
 // checkKeys makes decoding stricter than encoding/json: the body must be
 // one object whose keys are SyncRequest's, spelled exactly (encoding/json
@@ -126,6 +126,15 @@ func (req SyncRequest) Validate() error {
 		}
 	default:
 		return FieldError(EInvalid, "trigger", fmt.Sprintf("sync request: unknown trigger %q", req.Trigger))
+	}
+	switch req.Mode {
+	case "", ModeFull:
+	case ModeIncremental:
+		if req.Trigger != TriggerSchedule {
+			return FieldError(EInvalid, "mode", "sync request: only the schedule asks for incremental syncs")
+		}
+	default:
+		return FieldError(EInvalid, "mode", fmt.Sprintf("sync request: unknown mode %q", req.Mode))
 	}
 	return nil
 }

@@ -41,6 +41,10 @@ const (
 	// password or the token key to another host, and a partnerships page
 	// from elsewhere is not Rakuten's data.
 	KindRedirect Kind = "redirect"
+	// KindRecencyUnsupported: an incremental pull's recency filter
+	// (status_update_range) was refused with a 400, or ignored (a row older
+	// than the range came back). The account falls back to full pulls.
+	KindRecencyUnsupported Kind = "recency_unsupported"
 )
 
 // Error is a failed Rakuten call. Message is Rakuten's reason (or ours when

@@ -27,6 +27,9 @@ func (e *Error) SyncError() *merchantsync.Error {
 	case KindRedirect:
 		return merchantsync.Errorf(merchantsync.ENetworkUnavailable,
 			"Rakuten answered with a redirect, which merchantsync never follows; nothing was changed. It will be tried again at the next sync.%s", e.reason())
+	case KindRecencyUnsupported:
+		return merchantsync.Errorf(merchantsync.EIncrementalUnsupported,
+			"Rakuten did not filter partnerships by recency for this account, so it syncs with full pulls only (once a day, and on Sync now).%s", e.reason())
 	}
 	// Unavailable, a bad response, a request Rakuten calls invalid.
 	return merchantsync.Errorf(merchantsync.ENetworkUnavailable,

@@ -79,13 +79,49 @@ func (c *Client) Partnerships(ctx context.Context, ts *TokenSource, fn func(page
 // token once and repeats the page. fn's error stops the pull and is
 // returned as is.
 func (c *Client) PartnershipsBy(ctx context.Context, ts *TokenSource, byStatus bool, fn func(page []Partnership) error) (st PullStats, err error) {
+	return c.partnerships(ctx, ts, byStatus, nil, fn)
+}
+
+// PartnershipsSince is PartnershipsBy for the partnerships whose status
+// changed within since (status_update_range: 1d, 7d or 30d, the smallest
+// that covers it), newest first (sort_by=status_update_datetime). The
+// filter is Rakuten's to honour: the caller checks the rows' dates.
+func (c *Client) PartnershipsSince(ctx context.Context, ts *TokenSource, byStatus bool, since time.Duration, fn func(page []Partnership) error) (PullStats, error) {
+	return c.partnerships(ctx, ts, byStatus, url.Values{
+		"status_update_range": {RecencyRange(since)},
+		"sort_by":             {"status_update_datetime"},
+	}, fn)
+}
+
+// RecencyRange is the status_update_range value that covers d.
+func RecencyRange(d time.Duration) string {
+	switch {
+	case d <= 24*time.Hour:
+		return "1d"
+	case d <= 7*24*time.Hour:
+		return "7d"
+	}
+	return "30d"
+}
+
+func (c *Client) partnerships(ctx context.Context, ts *TokenSource, byStatus bool, extra url.Values, fn func(page []Partnership) error) (st PullStats, err error) {
 	before := ts.Refreshes()
 	defer func() { st.Refreshes = ts.Refreshes() - before }()
+	filter := func(status string) url.Values {
+		f := url.Values{}
+		for k, v := range extra {
+			f[k] = v
+		}
+		if status != "" {
+			f.Set("partner_status", status)
+		}
+		return f
+	}
 	if !byStatus {
-		return st, c.pull(ctx, ts, url.Values{}, fn, &st)
+		return st, c.pull(ctx, ts, filter(""), fn, &st)
 	}
 	for _, s := range PartnerStatuses() {
-		if err := c.pull(ctx, ts, url.Values{"partner_status": {s}}, fn, &st); err != nil {
+		if err := c.pull(ctx, ts, filter(s), fn, &st); err != nil {
 			return st, err
 		}
 	}

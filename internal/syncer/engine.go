@@ -209,6 +209,7 @@ func (s *syncRun) newRun(now time.Time) merchantsync.Run {
 		TenantID: s.req.TenantID,
 		Network:  s.req.Network,
 		Trigger:  s.req.Trigger,
+		Mode:     s.mode(),
 		State:    merchantsync.RunQueued,
 		QueuedAt: now,
 	}
@@ -260,6 +261,8 @@ func (s *syncRun) do(ctx context.Context) (merchantsync.Run, error) {
 		skip = &merchantsync.RunError{Code: merchantsync.ESyncDisabled, Message: "Syncing network relationships is turned off."}
 	case req.Trigger == merchantsync.TriggerSchedule && !acct.Due(settings):
 		skip = &merchantsync.RunError{Code: merchantsync.EReauthRequired, Message: "Rakuten refused the stored credentials; enter them again to resume daily syncs."}
+	case s.incremental():
+		skip = s.skipIncremental(settings)
 	}
 	if skip != nil {
 		return s.skip(ctx, run, existing != nil, skip)

@@ -222,8 +222,8 @@ func TestSchedulerRetryAndWorker(t *testing.T) {
 		t.Fatalf("%d messages left in the queue", n)
 	}
 	// Without runId the day names the run: a retry the same day is the same run.
-	id1, _, _ := s.scheduleIdentity(ScheduleEvent{ScheduledTime: "2026-11-27T03:00:00Z"})
-	id2, _, _ := s.scheduleIdentity(ScheduleEvent{ScheduledTime: "2026-11-27T03:00:00Z"})
+	id1, _, _ := s.scheduleIdentity(ScheduleEvent{ScheduledTime: "2026-11-27T03:00:00Z"}, merchantsync.ModeFull)
+	id2, _, _ := s.scheduleIdentity(ScheduleEvent{ScheduledTime: "2026-11-27T03:00:00Z"}, merchantsync.ModeFull)
 	if id1 != id2 || id1 == "" {
 		t.Fatalf("derived schedule ids %q %q", id1, id2)
 	}

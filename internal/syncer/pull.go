@@ -25,9 +25,14 @@ func (s *syncRun) pullAndApply(ctx context.Context, run merchantsync.Run) (merch
 	if s.acct != nil {
 		lastSyncAt, pp = s.acct.LastSyncAt, s.acct.Plan()
 	}
-	for i := range stored {
-		if !removedByMissing(&stored[i]) {
-			pp.Known = append(pp.Known, merchantsync.MerchantKey{RegionNetwork: stored[i].RegionNetwork, AdvertiserID: stored[i].AdvertiserID})
+	if s.incremental() {
+		// Only recent changes: nothing is missing, nothing to look up.
+		pp.Since = merchantsync.IncrementalRange
+	} else {
+		for i := range stored {
+			if !removedByMissing(&stored[i]) {
+				pp.Known = append(pp.Known, merchantsync.MerchantKey{RegionNetwork: stored[i].RegionNetwork, AdvertiserID: stored[i].AdvertiserID})
+			}
 		}
 	}
 
@@ -47,7 +52,12 @@ func (s *syncRun) pullAndApply(ctx context.Context, run merchantsync.Run) (merch
 
 	// Everything this run records is as of its start, so a resumed run
 	// computes the same keys and values as the attempt it resumes.
-	p := diffPull(req.TenantID, req.Network, req.RunID, run.StartedAt, lastSyncAt, stored, pull, res.Unverified...)
+	var p plan
+	if s.incremental() {
+		p = diffRecent(req.TenantID, req.Network, req.RunID, run.StartedAt, lastSyncAt, stored, pull)
+	} else {
+		p = diffPull(req.TenantID, req.Network, req.RunID, run.StartedAt, lastSyncAt, stored, pull, res.Unverified...)
+	}
 	s.plan = &p
 	if p.Suspicious {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "sync: the network returned no partnerships although some are stored; nothing applied",
@@ -87,7 +97,8 @@ func (s *syncRun) pullAndApply(ctx context.Context, run merchantsync.Run) (merch
 	run.Changes = len(p.Changes)
 	run.FinishedAt = e.now()
 	run.Error = nil
-	return s.finish(ctx, run, merchantsync.RunOutcome{State: merchantsync.StateConnected, Succeeded: true, Counts: p.Counts})
+	return s.finish(ctx, run, merchantsync.RunOutcome{State: merchantsync.StateConnected, Succeeded: true, Counts: p.Counts,
+		Incremental: s.incremental()})
 }
 
 // pullCtx bounds the pull so that FinishReserve is left to record the
@@ -115,6 +126,8 @@ func (s *syncRun) pullFailed(ctx context.Context, run merchantsync.Run, err erro
 		s.reauth = true
 		s.log.LogAttrs(ctx, slog.LevelWarn, "sync: the network refused the stored credentials", attrs...)
 		return s.fail(ctx, run, merchantsync.StateReauthRequired, runError(err))
+	case merchantsync.EIncrementalUnsupported:
+		return s.incrementalOff(ctx, run, err)
 	case merchantsync.ENetworkAuthFailed:
 		s.log.LogAttrs(ctx, slog.LevelWarn, "sync: the network refused access", attrs...)
 		return s.fail(ctx, run, merchantsync.StateError, runError(err))

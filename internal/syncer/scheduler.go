@@ -20,15 +20,20 @@ import (
 // shares: Scheduler gives each delivery attempt a new execution id, and
 // Lambda retries an asynchronous invocation with the same payload. So the
 // run id is derived from it and a retry enqueues the same run ids. RunID is
-// for invoking the scheduler by hand under a name of one's own.
+// for invoking the scheduler by hand under a name of one's own. Mode is
+// "incremental" for the hourly schedule (only the accounts of hourly
+// tenants, incremental runs); empty or "full" for the daily one (every due
+// account, full runs).
 type ScheduleEvent struct {
 	RunID         string `json:"runId"`
 	ScheduledTime string `json:"scheduledTime"`
+	Mode          string `json:"mode,omitempty"`
 }
 
 // ScheduleResult is what one scheduler invocation did.
 type ScheduleResult struct {
 	ScheduleRunID string `json:"scheduleRunId"`
+	Mode          string `json:"mode"`
 	Accounts      int    `json:"accounts"`   // due accounts read from the index
 	Enqueued      int    `json:"enqueued"`   // messages SQS accepted
 	QueryPages    int    `json:"queryPages"` // index pages read, all shards
@@ -59,7 +64,7 @@ func (s *Scheduler) now() time.Time {
 // Without a scheduled time, today's midnight (UTC) stands in; without a run
 // id, the scheduled time names the run, so every attempt of one scheduled
 // run is the same run.
-func (s *Scheduler) scheduleIdentity(ev ScheduleEvent) (string, time.Time, error) {
+func (s *Scheduler) scheduleIdentity(ev ScheduleEvent, mode merchantsync.SyncMode) (string, time.Time, error) {
 	var at time.Time
 	if ts := strings.TrimSpace(ev.ScheduledTime); ts != "" {
 		t, err := time.Parse(time.RFC3339, ts)
@@ -68,11 +73,17 @@ func (s *Scheduler) scheduleIdentity(ev ScheduleEvent) (string, time.Time, error
 				fmt.Sprintf("scheduledTime %q is not an RFC 3339 time", ts))
 		}
 		at = t.UTC()
+	} else if mode == merchantsync.ModeIncremental {
+		at = s.now().Truncate(time.Hour)
 	} else {
 		at = s.now().Truncate(24 * time.Hour)
 	}
 	id := strings.TrimSpace(ev.RunID)
-	if id == "" {
+	switch {
+	case id != "":
+	case mode == merchantsync.ModeIncremental:
+		id = "hourly-" + at.Format(time.RFC3339)
+	default:
 		id = "schedule-" + at.Format(time.RFC3339)
 	}
 	return id, at, nil
@@ -90,13 +101,30 @@ func (s *Scheduler) Handle(ctx context.Context, ev ScheduleEvent) (ScheduleResul
 		log = slog.New(slog.DiscardHandler)
 	}
 	start := s.now()
-	runID, at, err := s.scheduleIdentity(ev)
+	var mode merchantsync.SyncMode
+	switch merchantsync.SyncMode(strings.TrimSpace(ev.Mode)) {
+	case "", merchantsync.ModeFull:
+		mode = merchantsync.ModeFull
+	case merchantsync.ModeIncremental:
+		mode = merchantsync.ModeIncremental
+	default:
+		err := merchantsync.FieldError(merchantsync.EInvalid, "mode", fmt.Sprintf(`mode %q is neither "full" nor "incremental"`, ev.Mode))
+		log.LogAttrs(ctx, slog.LevelError, "scheduler: bad event", slog.String("error", err.Error()))
+		return ScheduleResult{}, err
+	}
+	runID, at, err := s.scheduleIdentity(ev, mode)
 	if err != nil {
 		log.LogAttrs(ctx, slog.LevelError, "scheduler: bad event", slog.String("error", err.Error()))
 		return ScheduleResult{}, err
 	}
-	log = log.With(slog.String("schedule_run_id", runID), slog.String("trigger", string(merchantsync.TriggerSchedule)))
-	res := ScheduleResult{ScheduleRunID: runID}
+	log = log.With(slog.String("schedule_run_id", runID), slog.String("trigger", string(merchantsync.TriggerSchedule)),
+		slog.String("mode", string(mode)))
+	res := ScheduleResult{ScheduleRunID: runID, Mode: string(mode)}
+	each, reqMode := s.Store.EachDue, merchantsync.SyncMode("")
+	if mode == merchantsync.ModeIncremental {
+		// Only the hourly accounts' own due keys are read.
+		each, reqMode = s.Store.EachDueHourly, merchantsync.ModeIncremental
+	}
 
 	// One stream from every shard to the queue: it fills batches across
 	// shards, so N accounts take about N/10 calls however they spread.
@@ -105,7 +133,7 @@ func (s *Scheduler) Handle(ctx context.Context, ev ScheduleEvent) (ScheduleResul
 	var readErr error
 	go func() {
 		defer close(reqs)
-		res.QueryPages, readErr = s.Store.EachDue(ctx, func(page []merchantsync.AccountKey) error {
+		res.QueryPages, readErr = each(ctx, func(page []merchantsync.AccountKey) error {
 			accounts.Add(int64(len(page)))
 			for _, a := range page {
 				req := merchantsync.SyncRequest{
@@ -114,6 +142,7 @@ func (s *Scheduler) Handle(ctx context.Context, ev ScheduleEvent) (ScheduleResul
 					RunID:         merchantsync.ScheduledRunID(runID, at, a.TenantID, a.Network),
 					Trigger:       merchantsync.TriggerSchedule,
 					ScheduleRunID: runID,
+					Mode:          reqMode,
 				}
 				select {
 				case reqs <- req:

@@ -3,6 +3,8 @@ package syncer
 import (
 	"testing"
 	"time"
+
+	"github.com/merchantsync/merchantsync/internal/merchantsync"
 )
 
 // TestScheduleIdentity: without a run id the scheduled time names the run,
@@ -12,7 +14,7 @@ func TestScheduleIdentity(t *testing.T) {
 	s := &Scheduler{Now: func() time.Time { return time.Date(2026, 11, 27, 3, 0, 5, 0, time.UTC) }}
 	id := func(ev ScheduleEvent) string {
 		t.Helper()
-		id, _, err := s.scheduleIdentity(ev)
+		id, _, err := s.scheduleIdentity(ev, merchantsync.ModeFull)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -132,23 +133,39 @@ func (s *Server) servePartnerships(w http.ResponseWriter, r *http.Request) {
 		statuses = map[string]bool{StatusActive: true}
 	}
 	advStatus := strings.ToLower(q.Get("advertiser_status"))
+	since, ok := s.recency(q.Get("status_update_range"))
+	if !ok {
+		writeJSON(w, http.StatusBadRequest, apiError{"status_update_range must be 1d, 7d or 30d", "REQUEST_PARAM_INVALID"})
+		return
+	}
 
 	// Count every match but copy only this page's window.
 	from := (page - 1) * limit
+	s.mu.Lock()
+	now := s.now()
+	// Sorted by recency, every match is needed before the window; in MID
+	// order (the store's) only the window is copied.
+	sorted := q.Get("sort_by") == "status_update_datetime"
 	total := 0
 	var window []Merchant
-	s.mu.Lock()
 	for _, m := range s.merchants[site] {
 		if !m.OnHold && (network == 0 || m.Network == network) &&
 			(len(statuses) == 0 || statuses[strings.ToLower(m.Status)]) &&
-			(advStatus == "" || strings.EqualFold(m.AdvertiserStatus, advStatus)) {
-			if total >= from && total < from+limit {
+			(advStatus == "" || strings.EqualFold(m.AdvertiserStatus, advStatus)) &&
+			(since == 0 || (!m.StatusUpdatedAt.Before(now.Add(-since)) && !m.StatusUpdatedAt.After(now))) {
+			if sorted || (total >= from && total < from+limit) {
 				window = append(window, m)
 			}
 			total++
 		}
 	}
 	s.mu.Unlock()
+	if sorted {
+		// Newest first; the stable sort keeps MID order among equals, so
+		// pages never overlap.
+		slices.SortStableFunc(window, func(a, b Merchant) int { return b.StatusUpdatedAt.Compare(a.StatusUpdatedAt) })
+		window = window[min(from, total):min(from+limit, total)]
+	}
 
 	items := make([]pPartnership, 0, len(window))
 	for _, m := range window {
@@ -185,7 +202,7 @@ func toJSON(m Merchant) pPartnership {
 // spec, without the request's filters, unless Options.NextKeepsFilters.
 func (s *Server) pageLink(q url.Values, page, limit int) string {
 	v := url.Values{}
-	for _, k := range []string{"partner_status", "network", "advertiser_status", "sort_by", "order_by"} {
+	for _, k := range []string{"partner_status", "network", "advertiser_status", "status_update_range", "sort_by", "order_by"} {
 		if x := q.Get(k); x != "" && s.keepFilters {
 			v.Set(k, x)
 		}
@@ -193,6 +210,28 @@ func (s *Server) pageLink(q url.Values, page, limit int) string {
 	v.Set("page", strconv.Itoa(page))
 	v.Set("limit", strconv.Itoa(limit))
 	return "/v1/partnerships?" + v.Encode()
+}
+
+// recency reads status_update_range: 0 without one, ok=false for a value
+// Rakuten does not list. Options.RecencyIgnored ignores it, and
+// Options.RecencyRefused answers it with a 400, as a Rakuten without the
+// filter might.
+func (s *Server) recency(v string) (time.Duration, bool) {
+	if v == "" || s.recencyIgnored {
+		return 0, true
+	}
+	if s.recencyRefused {
+		return 0, false
+	}
+	switch v {
+	case "1d":
+		return 24 * time.Hour, true
+	case "7d":
+		return 7 * 24 * time.Hour, true
+	case "30d":
+		return 30 * 24 * time.Hour, true
+	}
+	return 0, false
 }
 
 func intParam(q url.Values, name string, def, lo, hi int) (int, bool) {

@@ -51,6 +51,11 @@ type Options struct {
 	// MaxPageSize, when set, caps the rows of a page below the limit asked
 	// for, and the page's _metadata.limit says so.
 	MaxPageSize int
+	// RecencyIgnored makes the sandbox ignore status_update_range (every
+	// matching partnership comes back); RecencyRefused answers it with a
+	// 400. Rakuten's support of the filter is what incremental syncs
+	// check for.
+	RecencyIgnored, RecencyRefused bool
 }
 
 // Account is a publisher's Rakuten API application for one site.
@@ -98,6 +103,8 @@ type Server struct {
 	keepFilters  bool // Options.NextKeepsFilters
 	maxPageSize  int  // Options.MaxPageSize
 
+	recencyIgnored, recencyRefused bool // Options.Recency…
+
 	mu          sync.Mutex
 	clients     map[string]*client
 	merchants   map[string][]Merchant // by SiteID, sorted by MID
@@ -119,14 +126,17 @@ func New(opts Options) *Server {
 		activeOnlyUF: opts.UnfilteredActiveOnly,
 		keepFilters:  opts.NextKeepsFilters,
 		maxPageSize:  opts.MaxPageSize,
-		now:          opts.Now,
-		log:          opts.Logger,
-		clients:      make(map[string]*client),
-		merchants:    make(map[string][]Merchant),
-		access:       make(map[string]*accessToken),
-		refresh:      make(map[string]refreshToken),
-		calls:        make(map[string]int),
-		seen:         make(map[string]int),
+
+		recencyIgnored: opts.RecencyIgnored,
+		recencyRefused: opts.RecencyRefused,
+		now:            opts.Now,
+		log:            opts.Logger,
+		clients:        make(map[string]*client),
+		merchants:      make(map[string][]Merchant),
+		access:         make(map[string]*accessToken),
+		refresh:        make(map[string]refreshToken),
+		calls:          make(map[string]int),
+		seen:           make(map[string]int),
 	}
 	if s.ttl <= 0 {
 		s.ttl = time.Hour

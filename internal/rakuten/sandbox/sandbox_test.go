@@ -484,3 +484,39 @@ func TestAccessTokenTTL(t *testing.T) {
 		t.Fatalf("token past TTL: %d %s", status, body)
 	}
 }
+
+// TestPartnershipsRecency: status_update_range keeps only the partnerships
+// whose status changed within the range, sort_by=status_update_datetime
+// lists them newest first, and a range Rakuten does not list is a 400.
+func TestPartnershipsRecency(t *testing.T) {
+	now := time.Now()
+	sb := sandbox.New(sandbox.Options{Now: func() time.Time { return now }})
+	sb.AddAccount(acct)
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	sb.SeedMerchants(acct.SiteID, 300, 3)
+	ms := sb.Merchants(acct.SiteID)
+	for i, m := range ms[:3] {
+		if err := sb.SetStatus(acct.SiteID, m.MID, []string{"pending", "active", "temp-decline"}[i]); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(time.Minute) // the next change a minute later
+	}
+	tok := accessToken(t, srv)
+	_, _, body := get(t, srv, "/v1/partnerships?limit=200&status_update_range=1d&sort_by=status_update_datetime", tok)
+	var p page
+	if err := json.Unmarshal(body, &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Metadata.Total != 3 || len(p.Partnerships) != 3 {
+		t.Fatalf("recent total %d (%d items), want the 3 changed", p.Metadata.Total, len(p.Partnerships))
+	}
+	for i, it := range p.Partnerships {
+		if want := ms[2-i].MID; it.Advertiser.ID != want {
+			t.Fatalf("item %d is %d, want %d (newest first)", i, it.Advertiser.ID, want)
+		}
+	}
+	if status, _, _ := get(t, srv, "/v1/partnerships?limit=200&status_update_range=2h", tok); status != 400 {
+		t.Fatalf("status_update_range=2h answered %d, want 400", status)
+	}
+}
