@@ -38,6 +38,7 @@ type Config struct {
 	RakutenPullMode  rakuten.PullMode // RAKUTEN_PULL_MODE (or the older RAKUTEN_PULL_BY_STATUS=true)
 	SyncHourUTC      int              // SYNC_HOUR_UTC: the daily schedule's hour, for nextSyncAt
 	HourlyMinute     int              // HOURLY_SYNC_MINUTE: the hourly schedule's minute, for nextSyncAt
+	FreshFor         time.Duration    // SYNC_FRESH_FOR: an hourly run this soon after a full one is skipped (default 1h)
 	TenantClaim      string           // TENANT_CLAIM: the JWT claim holding the tenant id (default tenant_id)
 	SyncMaxReceives  int              // SYNC_MAX_RECEIVES: the sync queue's maxReceiveCount (0: unknown)
 	Stage            string           // STAGE: the metrics' Stage dimension ("local" when unset)
@@ -117,6 +118,13 @@ func Load(ctx context.Context, getenv func(string) string, logOut io.Writer) (Co
 			return c, fmt.Errorf("SYNC_HOUR_UTC=%q: want 0..23", v)
 		}
 		c.SyncHourUTC = h
+	}
+	if v := getenv("SYNC_FRESH_FOR"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return c, fmt.Errorf("SYNC_FRESH_FOR=%q: want a duration such as 1h (negative: never skip)", v)
+		}
+		c.FreshFor = d
 	}
 	c.HourlyMinute = 30
 	if v := getenv("HOURLY_SYNC_MINUTE"); v != "" {
@@ -242,7 +250,7 @@ func (c Config) SyncWorker() *syncer.Worker {
 	metrics := syncer.NewMetrics(c.Out, c.Stage)
 	e := &syncer.Engine{
 		Store: c.Store(), Network: c.Network(),
-		Now: time.Now, Logger: c.Logger, Metrics: metrics,
+		Now: time.Now, Logger: c.Logger, Metrics: metrics, FreshFor: c.FreshFor,
 	}
 	w := syncer.NewWorker(e, c.Logger)
 	w.MaxReceives = c.SyncMaxReceives

@@ -76,6 +76,9 @@ func Run(ctx context.Context, o Options) error {
 	setenvDefault("AWS_SECRET_ACCESS_KEY", "local")
 	setenvDefault("TABLE_NAME", "merchantsync-local")
 	setenvDefault("SECRET_PREFIX", "merchantsync/local")
+	// An hourly run right after Sync now is not skipped, so that the
+	// walk-through can show one.
+	setenvDefault("SYNC_FRESH_FOR", "-1s")
 
 	// DynamoDB Local (AWS's own jar) and moto (SQS, Secrets Manager),
 	// unless endpoints are given.

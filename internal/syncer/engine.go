@@ -81,7 +81,11 @@ type Engine struct {
 	// outcome: the Rakuten pull gets the deadline minus this.
 	FinishReserve time.Duration
 	Logger        *slog.Logger // default: discard
-	Metrics       *Metrics     // nil: no EMF lines
+	// FreshFor: an incremental run this soon after a full one is skipped
+	// (default DefaultFreshFor; negative: never, as make dev does so that
+	// an hourly run can be tried at once).
+	FreshFor time.Duration
+	Metrics  *Metrics // nil: no EMF lines
 }
 
 // RetryableError is an internal fault (DynamoDB, Secrets Manager, a lease

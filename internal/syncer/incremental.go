@@ -14,9 +14,16 @@ import (
 // Sync now stay full pulls: the reconciliation that notices vanished
 // merchants and anything the recency filter misses.
 
-// FreshFor is how long after a full run an incremental one has nothing to
-// add: it is skipped.
-const FreshFor = time.Hour
+// DefaultFreshFor is how long after a full run an incremental one has
+// nothing to add: it is skipped (Engine.FreshFor).
+const DefaultFreshFor = time.Hour
+
+func (e *Engine) freshFor() time.Duration {
+	if e.FreshFor == 0 {
+		return DefaultFreshFor
+	}
+	return e.FreshFor
+}
 
 func (s *syncRun) incremental() bool { return s.req.Mode == merchantsync.ModeIncremental }
 
@@ -36,7 +43,7 @@ func (s *syncRun) skipIncremental(st merchantsync.Settings) *merchantsync.RunErr
 		return &merchantsync.RunError{Code: merchantsync.EIncrementalUnsupported, Message: a.IncrementalOff}
 	case st.SyncEvery != merchantsync.SyncHourly:
 		return &merchantsync.RunError{Code: merchantsync.ESyncDisabled, Message: "Hourly syncs are turned off; the daily sync still runs."}
-	case !a.LastSyncAt.IsZero() && s.e.now().Sub(a.LastSyncAt) < FreshFor:
+	case !a.LastSyncAt.IsZero() && s.e.now().Sub(a.LastSyncAt) < s.e.freshFor():
 		return &merchantsync.RunError{Code: merchantsync.ERecentlySynced, Message: "A full sync finished less than an hour ago."}
 	}
 	return nil
