@@ -279,7 +279,7 @@ func (e *iamEnv) drive() {
 	e.sb.SetTokenKeyEnabled(true)
 
 	// The daily schedule: both accounts are due.
-	ev := renderScheduleInput(t, scheduleInput(t, e.cfn), time.Now(), "d32c5kddcf5bb8c3", 1)
+	ev := renderScheduleInput(t, scheduleInput(t, e.cfn, "Daily"), time.Now(), "d32c5kddcf5bb8c3", 1)
 	out, err := lambda.NewHandler(e.scheduler.Handle).Invoke(e.ctx, ev)
 	if err != nil {
 		t.Fatalf("scheduler: %v", err)
@@ -290,6 +290,18 @@ func (e *iamEnv) drive() {
 		t.Fatalf("scheduler enqueued %d, want 2: %s", sres.Enqueued, out)
 	}
 	e.deliver(2)
+
+	// The hourly schedule: t1 alone is on "1h"; its incremental run is
+	// skipped, a full one having just finished.
+	e.call(e.api, "t1", "PUT /v1/merchantsync/settings", nil, nil, `{"enabled":true,"syncEvery":"1h"}`, 200)
+	ev = renderScheduleInput(t, scheduleInput(t, e.cfn, "Hourly"), time.Now(), "e43d6leedg6cc9d4", 1)
+	if out, err = lambda.NewHandler(e.scheduler.Handle).Invoke(e.ctx, ev); err != nil {
+		t.Fatalf("hourly scheduler: %v", err)
+	}
+	if _ = json.Unmarshal(out, &sres); sres.Enqueued != 1 || sres.Mode != "incremental" {
+		t.Fatalf("hourly scheduler: %s, want t1 enqueued", out)
+	}
+	e.deliver(1)
 
 	// A sync that finds its account disconnected meanwhile, then DELETE ids.
 	e.call(e.syncNow, "t2", postSync, nil, nil, "", 202)

@@ -24,11 +24,11 @@ import (
 
 // scheduleInput is the Input of the translated template's schedule that
 // targets the scheduler function.
-func scheduleInput(t testing.TB, cfn map[string]any) string {
+func scheduleInput(t testing.TB, cfn map[string]any, event string) string {
 	t.Helper()
 	for id, sch := range resourcesOfType(cfn, "AWS::Scheduler::Schedule") {
 		target := m(m(sch["Properties"])["Target"])
-		if getAttOf(target["Arn"]) == "SchedulerFunction" {
+		if getAttOf(target["Arn"]) == "SchedulerFunction" && id == "SchedulerFunction"+event {
 			in, ok := target["Input"].(string)
 			if !ok {
 				t.Fatalf("%s: Input %v is not a string", id, target["Input"])
@@ -36,7 +36,7 @@ func scheduleInput(t testing.TB, cfn map[string]any) string {
 			return in
 		}
 	}
-	t.Fatal("no schedule targets SchedulerFunction")
+	t.Fatalf("no schedule SchedulerFunction%s targets SchedulerFunction", event)
 	return ""
 }
 
@@ -74,7 +74,14 @@ func renderScheduleInput(t testing.TB, input string, at time.Time, executionID s
 // scheduled run the same every time (so a retry enqueues the same run ids,
 // which the worker skips), and two scheduled runs differently.
 func TestScheduleRunIDSameForEveryAttempt(t *testing.T) {
-	input := scheduleInput(t, translateTemplate(t, "prod"))
+	for _, event := range []string{"Daily", "Hourly"} {
+		t.Run(event, func(t *testing.T) {
+			scheduleRunIDSameForEveryAttempt(t, scheduleInput(t, translateTemplate(t, "prod"), event), "scheduler-"+strings.ToLower(event)+".json")
+		})
+	}
+}
+
+func scheduleRunIDSameForEveryAttempt(t *testing.T, input, byHandEvent string) {
 	qURL, _ := testenv.NewQueue(t, testenv.QueueOptions{})
 	s := &syncer.Scheduler{
 		Store: dynamo.New(dynamotest.Client(t), dynamotest.NewTable(t, dynamotest.Client(t))),
@@ -103,7 +110,7 @@ func TestScheduleRunIDSameForEveryAttempt(t *testing.T) {
 	}
 
 	// The event for invoking the scheduler by hand has the Input's fields.
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), "infra", "events", "scheduler-daily.json"))
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "infra", "events", byHandEvent))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,6 +120,6 @@ func TestScheduleRunIDSameForEveryAttempt(t *testing.T) {
 	}
 	_ = json.Unmarshal(renderScheduleInput(t, input, day, "x", 1), &scheduled)
 	if k, want := slices.Sorted(maps.Keys(byHand)), slices.Sorted(maps.Keys(scheduled)); !slices.Equal(k, want) {
-		t.Errorf("infra/events/scheduler-daily.json has %s, the schedule sends %s", strings.Join(k, ", "), strings.Join(want, ", "))
+		t.Errorf("infra/events/%s has %s, the schedule sends %s", byHandEvent, strings.Join(k, ", "), strings.Join(want, ", "))
 	}
 }

@@ -264,3 +264,44 @@ func TestIncrementalFallback(t *testing.T) {
 		})
 	}
 }
+
+// TestIncrementalOvertaken: an hourly run held in the middle of its pull
+// while the publisher reconnects with other credentials ends skipped, and
+// nothing of it sticks: no relationship, no change, the new connection's
+// state untouched (the fence every sync's writes carry).
+func TestIncrementalOvertaken(t *testing.T) {
+	e := newEnv(t)
+	a := e.connect("t1", 30)
+	e.syncEvery("t1", merchantsync.SyncHourly)
+	for _, m := range e.Sandbox.Merchants(a.SiteID)[:3] {
+		if err := e.Sandbox.SetStatus(a.SiteID, m.MID, sandbox.StatusTempDecline); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := e.appB(a)
+	e.gate.Close()
+	req := scheduled("t1", "hourly-1", e.Clock.Now())
+	req.Mode = merchantsync.ModeIncremental
+	done := make(chan merchantsync.Run, 1)
+	go func() {
+		run, err := e.engine.Sync(e.Ctx, req)
+		if err != nil {
+			t.Errorf("Sync: %v", err)
+		}
+		done <- run
+	}()
+	<-e.gate.Arrived()
+	if st := e.credentials("t1", "PUT", &b); st != 200 {
+		t.Fatalf("PUT credentials B: %d", st)
+	}
+	conn := e.Account("t1").ConnectionID
+	e.gate.Open()
+	run := <-done
+	wantOvertaken(t, run)
+	if got := e.Relationships("t1"); len(got) != 0 {
+		t.Fatalf("the overtaken incremental run stored %d relationships", len(got))
+	}
+	if a := e.Account("t1"); a.ConnectionID != conn || a.LastRun != nil || a.IncrementalOff != "" || !a.DueHourly(merchantsync.Settings{Enabled: true, SyncEvery: merchantsync.SyncHourly}) {
+		t.Fatalf("the new connection changed: %+v", a)
+	}
+}
