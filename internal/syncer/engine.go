@@ -174,6 +174,7 @@ func (e *Engine) Sync(ctx context.Context, req merchantsync.SyncRequest) (mercha
 		slog.String("network", req.Network),
 		slog.String("run_id", req.RunID),
 		slog.String("trigger", string(req.Trigger)),
+		slog.String("mode", string(runMode(req))),
 	)
 	if err := req.Validate(); err != nil {
 		log.LogAttrs(ctx, slog.LevelError, "sync: invalid request", slog.String("error", err.Error()))

@@ -136,7 +136,7 @@ func TestSyncFirstPullThenChanges(t *testing.T) {
 	}
 	assertNoLeaks(t, e)
 	checkEMF(t, e.metrics.String(), "t1")
-	for _, attr := range []string{`"tenant_id":"t1"`, `"run_id":"` + run2.RunID + `"`, `"trigger":"manual"`, `"network":"rakuten"`} {
+	for _, attr := range []string{`"tenant_id":"t1"`, `"run_id":"` + run2.RunID + `"`, `"trigger":"manual"`, `"network":"rakuten"`, `"mode":"full"`} {
 		if !strings.Contains(e.Logs.String(), attr) {
 			t.Errorf("logs lack %s", attr)
 		}

@@ -27,8 +27,11 @@ func (e *Engine) freshFor() time.Duration {
 
 func (s *syncRun) incremental() bool { return s.req.Mode == merchantsync.ModeIncremental }
 
-func (s *syncRun) mode() merchantsync.SyncMode {
-	if s.incremental() {
+func (s *syncRun) mode() merchantsync.SyncMode { return runMode(s.req) }
+
+// runMode is the mode req asks for: incremental, or full.
+func runMode(req merchantsync.SyncRequest) merchantsync.SyncMode {
+	if req.Mode == merchantsync.ModeIncremental {
 		return merchantsync.ModeIncremental
 	}
 	return merchantsync.ModeFull
