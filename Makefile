@@ -1,7 +1,7 @@
 # merchantsync. `make dev` runs the whole system locally; `make test` runs every test.
 SHELL := /bin/bash
 GO ?= go
-FUNCTIONS := api credentials syncnow scheduler sync
+FUNCTIONS := api credentials syncnow scheduler sync webhooks notify deliver
 GOFLAGS_LAMBDA := -tags lambda.norpc -trimpath -ldflags='-s -w -buildid='
 ENV ?= dev
 LISTEN_ADDR ?= 127.0.0.1:8080
@@ -26,6 +26,9 @@ build-CredentialsFunction: ; $(MAKE) lambda-into FN=credentials
 build-SyncNowFunction:     ; $(MAKE) lambda-into FN=syncnow
 build-SchedulerFunction:   ; $(MAKE) lambda-into FN=scheduler
 build-SyncFunction:        ; $(MAKE) lambda-into FN=sync
+build-WebhooksFunction:    ; $(MAKE) lambda-into FN=webhooks
+build-NotifyFunction:      ; $(MAKE) lambda-into FN=notify
+build-DeliverFunction:     ; $(MAKE) lambda-into FN=deliver
 lambda-into:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(GOFLAGS_LAMBDA) -o $(ARTIFACTS_DIR)/bootstrap ./functions/$(FN)
 

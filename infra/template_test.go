@@ -135,12 +135,15 @@ func checkQueue(tpl map[string]any, fns map[string]map[string]any) []string {
 		problems = append(problems, "SyncFunction: SYNC_QUEUE_URL must be SyncQueue (retries are shortened through it)")
 	}
 	var found bool
-	for _, esm := range resourcesOfType(tpl, "AWS::Lambda::EventSourceMapping") {
+	for id, esm := range resourcesOfType(tpl, "AWS::Lambda::EventSourceMapping") {
 		p := m(esm["Properties"])
-		found = true
 		if !slices.Contains(list(p["FunctionResponseTypes"]), any("ReportBatchItemFailures")) {
-			problems = append(problems, "sync event source must report batch item failures")
+			problems = append(problems, id+": the event source must report batch item failures")
 		}
+		if m(p["FunctionName"])["Ref"] != "SyncFunction" {
+			continue
+		}
+		found = true
 		if m(m(p["ScalingConfig"])["MaximumConcurrency"])["Ref"] != "SyncMaxConcurrency" {
 			problems = append(problems, "sync event source MaximumConcurrency must be the SyncMaxConcurrency parameter")
 		}

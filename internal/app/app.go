@@ -16,15 +16,21 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/merchantsync/merchantsync/internal/bus"
 	"github.com/merchantsync/merchantsync/internal/dynamo"
 	"github.com/merchantsync/merchantsync/internal/httpapi"
+	"github.com/merchantsync/merchantsync/internal/kmsseal"
+	"github.com/merchantsync/merchantsync/internal/notify"
 	"github.com/merchantsync/merchantsync/internal/queue"
 	"github.com/merchantsync/merchantsync/internal/rakuten"
 	"github.com/merchantsync/merchantsync/internal/secrets"
 	"github.com/merchantsync/merchantsync/internal/syncer"
+	"github.com/merchantsync/merchantsync/internal/webhook"
 )
 
 // Config is merchantsync's configuration, read from the environment.
@@ -42,9 +48,17 @@ type Config struct {
 	TenantClaim      string           // TENANT_CLAIM: the JWT claim holding the tenant id (default tenant_id)
 	SyncMaxReceives  int              // SYNC_MAX_RECEIVES: the sync queue's maxReceiveCount (0: unknown)
 	Stage            string           // STAGE: the metrics' Stage dimension ("local" when unset)
-	LogLevel         slog.Level       // LOG_LEVEL
-	AWS              aws.Config
-	Logger           *slog.Logger
+	DeliveryQueueURL string           // DELIVERY_QUEUE_URL: the webhook deliveries queue
+	EventBusName     string           // EVENT_BUS_NAME: the events bus (empty: events go to webhooks only)
+	// WebhookLoopback (WEBHOOK_ALLOW_LOOPBACK=true, the local stack only)
+	// lets webhooks go to http://127.0.0.1 receivers.
+	WebhookLoopback bool
+	// WebhookRetryScale (WEBHOOK_RETRY_SCALE) multiplies the retry delays
+	// of deliveries: the local stack's is small so retries can be watched.
+	WebhookRetryScale float64
+	LogLevel          slog.Level // LOG_LEVEL
+	AWS               aws.Config
+	Logger            *slog.Logger
 	// Out is where the logger and the EMF metrics write (Lambda: stdout,
 	// which CloudWatch Logs reads both from).
 	Out io.Writer
@@ -69,6 +83,9 @@ func Load(ctx context.Context, getenv func(string) string, logOut io.Writer) (Co
 		SyncHourUTC:    3,
 		TenantClaim:    getenv("TENANT_CLAIM"),
 		Stage:          getenv("STAGE"),
+
+		DeliveryQueueURL: getenv("DELIVERY_QUEUE_URL"),
+		EventBusName:     getenv("EVENT_BUS_NAME"),
 	}
 	if c.TenantClaim == "" {
 		c.TenantClaim = httpapi.DefaultTenantClaim
@@ -133,6 +150,20 @@ func Load(ctx context.Context, getenv func(string) string, logOut io.Writer) (Co
 			return c, fmt.Errorf("HOURLY_SYNC_MINUTE=%q: want 0..59", v)
 		}
 		c.HourlyMinute = m
+	}
+	if v := getenv("WEBHOOK_ALLOW_LOOPBACK"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return c, fmt.Errorf("WEBHOOK_ALLOW_LOOPBACK=%q: want true or false", v)
+		}
+		c.WebhookLoopback = b
+	}
+	if v := getenv("WEBHOOK_RETRY_SCALE"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f <= 0 || f > 1 {
+			return c, fmt.Errorf("WEBHOOK_RETRY_SCALE=%q: want a number in (0, 1]", v)
+		}
+		c.WebhookRetryScale = f
 	}
 	if c.TableName == "" {
 		return c, fmt.Errorf("TABLE_NAME is not set")
@@ -263,4 +294,47 @@ func (c Config) SyncWorker() *syncer.Worker {
 // Scheduler is the scheduler function: the daily fan-out.
 func (c Config) Scheduler() *syncer.Scheduler {
 	return &syncer.Scheduler{Store: c.Store(), Queue: c.Queue(), Now: time.Now, Logger: c.Logger, Metrics: syncer.NewMetrics(c.Out, c.Stage)}
+}
+
+// webhookPolicy is which receivers webhooks may reach: public https only,
+// unless the local stack allows loopback receivers.
+func (c Config) webhookPolicy() webhook.Policy {
+	return webhook.Policy{AllowLoopbackHTTP: c.WebhookLoopback}
+}
+
+// Sealer seals webhook secrets with the stack's KMS key.
+func (c Config) Sealer() *kmsseal.Sealer {
+	return kmsseal.New(kms.NewFromConfig(c.AWS), c.SecretKMSKeyID)
+}
+
+// Deliveries returns the webhook deliveries queue.
+func (c Config) Deliveries() *queue.Queue {
+	return queue.New(sqs.NewFromConfig(c.AWS), c.DeliveryQueueURL)
+}
+
+// WebhooksHandler is the webhooks function: a tenant's receivers.
+func (c Config) WebhooksHandler() *httpapi.Router {
+	return c.claims(httpapi.NewWebhooksRouter(&httpapi.Webhooks{
+		Store: c.Store(), Sealer: c.Sealer(), Queue: c.Deliveries(), Policy: c.webhookPolicy(),
+		Now: time.Now, Logger: c.Logger,
+	}, c.Logger))
+}
+
+// Notifier is the notify function: the table's stream to the bus and the
+// deliveries queue.
+func (c Config) Notifier() *notify.Notifier {
+	n := &notify.Notifier{Webhooks: c.Store(), Deliveries: c.Deliveries(), Decode: dynamo.StreamEvent, Logger: c.Logger}
+	if c.EventBusName != "" {
+		n.Bus = bus.New(eventbridge.NewFromConfig(c.AWS), c.EventBusName)
+	}
+	return n
+}
+
+// Deliverer is the deliver function: signed webhook attempts.
+func (c Config) Deliverer() *notify.Deliverer {
+	return &notify.Deliverer{
+		Webhooks: c.Store(), Sealer: c.Sealer(), Queue: c.Deliveries(),
+		Client: webhook.NewClient(webhook.ClientOptions{Policy: c.webhookPolicy()}),
+		Decode: queue.DecodeDelivery, Now: time.Now, DelayScale: c.WebhookRetryScale, Logger: c.Logger,
+	}
 }

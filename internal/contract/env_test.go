@@ -29,6 +29,7 @@ import (
 	"github.com/merchantsync/merchantsync/internal/dynamo"
 	"github.com/merchantsync/merchantsync/internal/dynamo/dynamotest"
 	"github.com/merchantsync/merchantsync/internal/httpapi"
+	"github.com/merchantsync/merchantsync/internal/kmsseal"
 	"github.com/merchantsync/merchantsync/internal/merchantsync"
 	"github.com/merchantsync/merchantsync/internal/queue"
 	"github.com/merchantsync/merchantsync/internal/rakuten/sandbox"
@@ -131,8 +132,9 @@ type env struct {
 	sb      *sandbox.Server
 	account sandbox.Account
 
-	api, creds, syncNow *httpapi.Router
-	byKey               map[string]*httpapi.Router
+	api, creds, syncNow, hooks *httpapi.Router
+	byKey                      map[string]*httpapi.Router
+	deliveriesURL              string
 }
 
 type envOptions struct {
@@ -159,8 +161,17 @@ func newEnv(t *testing.T, opt envOptions) *env {
 	e.api = httpapi.NewAPIRouter(&httpapi.API{Store: store}, nil)
 	e.creds = httpapi.NewCredentialsRouter(&httpapi.Credentials{Store: store, Secrets: w.Secrets, Network: w.Network}, nil)
 	e.syncNow = httpapi.NewSyncNowRouter(&httpapi.SyncNow{Store: store, Queue: w.Queue, Poll: 50 * time.Millisecond}, nil)
+	var deliveries *queue.Queue
+	e.deliveriesURL, _ = testenv.NewQueue(t, testenv.QueueOptions{})
+	deliveries = queue.New(w.SQS, e.deliveriesURL)
+	var hookStore merchantsync.WebhookStore = w.Store
+	if ws, ok := store.(merchantsync.WebhookStore); ok {
+		hookStore = ws
+	}
+	e.hooks = httpapi.NewWebhooksRouter(&httpapi.Webhooks{Store: hookStore, Sealer: kmsseal.New(testenv.KMSClient(t), testenv.NewKey(t)),
+		Queue: deliveries}, nil)
 	e.byKey = map[string]*httpapi.Router{}
-	for _, r := range []*httpapi.Router{e.api, e.creds, e.syncNow} {
+	for _, r := range []*httpapi.Router{e.api, e.creds, e.syncNow, e.hooks} {
 		for _, k := range r.Keys() {
 			e.byKey[k] = r
 		}

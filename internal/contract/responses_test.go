@@ -296,6 +296,12 @@ func validRequests() map[string]call {
 		"GET /v1/networks/{network}/sync-runs/{runId}": {method: "GET", path: "/v1/networks/rakuten/sync-runs/20261126T100000.000Z-0000000000"},
 		"GET /v1/networks/{network}/relationships":     {method: "GET", path: "/v1/networks/rakuten/relationships"},
 		"GET /v1/networks/{network}/changes":           {method: "GET", path: "/v1/networks/rakuten/changes"},
+		"POST /v1/webhooks":                            {method: "POST", path: "/v1/webhooks", body: `{"url":"https://hooks.example.com/merchantsync"}`},
+		"GET /v1/webhooks":                             {method: "GET", path: "/v1/webhooks"},
+		"GET /v1/webhooks/{webhookId}":                 {method: "GET", path: "/v1/webhooks/wh_contract"},
+		"DELETE /v1/webhooks/{webhookId}":              {method: "DELETE", path: "/v1/webhooks/wh_contract"},
+		"POST /v1/webhooks/{webhookId}/test":           {method: "POST", path: "/v1/webhooks/wh_contract/test"},
+		"GET /v1/webhooks/{webhookId}/deliveries":      {method: "GET", path: "/v1/webhooks/wh_contract/deliveries"},
 	}
 }
 

@@ -125,6 +125,7 @@ type changeItem struct {
 	To            string `dynamodbav:"to"`
 	RawFrom       string `dynamodbav:"rawFrom,omitempty"`
 	RawTo         string `dynamodbav:"rawTo,omitempty"`
+	Permanent     bool   `dynamodbav:"permanent,omitempty"`
 	At            string `dynamodbav:"at"`
 	RunID         string `dynamodbav:"runId,omitempty"`
 	ExpiresAt     int64  `dynamodbav:"expiresAt"`
@@ -310,6 +311,7 @@ func newChangeItem(c merchantsync.Change) changeItem {
 		To:            string(c.To),
 		RawFrom:       c.RawFrom,
 		RawTo:         c.RawTo,
+		Permanent:     c.Permanent,
 		At:            fmtTime(c.At),
 		RunID:         c.RunID,
 		ExpiresAt:     c.At.Add(ChangeTTL).Unix(),
@@ -327,6 +329,7 @@ func (it *changeItem) domain() merchantsync.Change {
 		To:            merchantsync.Status(it.To),
 		RawFrom:       it.RawFrom,
 		RawTo:         it.RawTo,
+		Permanent:     it.Permanent,
 		At:            parseTime(it.At),
 		RunID:         it.RunID,
 	}

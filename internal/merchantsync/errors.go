@@ -37,6 +37,14 @@ const (
 	// ERecentlySynced is why an hourly run was skipped: a full sync
 	// finished less than an hour before.
 	ERecentlySynced = "recently_synced"
+	// EWebhookLimit: the tenant already has MaxWebhooks webhooks (409).
+	EWebhookLimit = "webhook_limit_reached"
+	// The refusals of a webhook URL (400), as internal/webhook names them
+	// (webhook.CodeURL…; TestWebhookURLCodes keeps them equal).
+	EWebhookURLInvalid     = "webhook_url_invalid"     // not an absolute URL we can call
+	EWebhookURLNotHTTPS    = "webhook_url_not_https"   // http where https is required
+	EWebhookURLPrivate     = "webhook_url_private"     // not on the public internet
+	EWebhookURLCredentials = "webhook_url_credentials" // user:password@ in the URL
 )
 
 // Error is an error a person can act on: Code is for programs, Message for
@@ -100,7 +108,8 @@ func ErrorField(err error) string {
 // HTTPStatus maps an error code to the HTTP status the API answers with.
 func HTTPStatus(code string) int {
 	switch code {
-	case EInvalid, EInvalidJSON, ELooksLikeSiteID:
+	case EInvalid, EInvalidJSON, ELooksLikeSiteID,
+		EWebhookURLInvalid, EWebhookURLNotHTTPS, EWebhookURLPrivate, EWebhookURLCredentials:
 		return http.StatusBadRequest
 	case EUnauthorized:
 		return http.StatusUnauthorized
@@ -108,7 +117,7 @@ func HTTPStatus(code string) int {
 		return http.StatusNotFound
 	case EMethodNotAllowed:
 		return http.StatusMethodNotAllowed
-	case EConflict, ENetworkIDRequired, ENotConnected, ESyncDisabled, EReauthRequired, EConnectionChanged:
+	case EConflict, EWebhookLimit, ENetworkIDRequired, ENotConnected, ESyncDisabled, EReauthRequired, EConnectionChanged:
 		return http.StatusConflict
 	case ETooLarge:
 		return http.StatusRequestEntityTooLarge

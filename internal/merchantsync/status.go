@@ -123,6 +123,7 @@ type Change struct {
 	To            Status
 	RawFrom       string
 	RawTo         string
+	Permanent     bool // the relationship's permanent flag after the change
 	At            time.Time
 	RunID         string
 }

@@ -196,6 +196,7 @@ func change(tenantID, network, runID string, now time.Time, old, nr *merchantsyn
 		To:            nr.Status,
 		RawFrom:       old.RawStatus,
 		RawTo:         nr.RawStatus,
+		Permanent:     nr.Permanent,
 		At:            now,
 		RunID:         runID,
 	}
