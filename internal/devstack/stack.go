@@ -79,6 +79,11 @@ func Run(ctx context.Context, o Options) error {
 	// An hourly run right after Sync now is not skipped, so that the
 	// walk-through can show one.
 	setenvDefault("SYNC_FRESH_FOR", "-1s")
+	// Webhooks may go to receivers on this machine, and retries come
+	// within seconds (5 s, 5 min, 30 min… scaled to 1 s, 1 s, 4 s…) so
+	// that they can be watched.
+	setenvDefault("WEBHOOK_ALLOW_LOOPBACK", "true")
+	setenvDefault("WEBHOOK_RETRY_SCALE", "0.002")
 
 	// DynamoDB Local (AWS's own jar) and moto (SQS, Secrets Manager),
 	// unless endpoints are given.
@@ -90,7 +95,8 @@ func Run(ctx context.Context, o Options) error {
 		cleanups = append(cleanups, stop)
 		os.Setenv("AWS_ENDPOINT_URL_DYNAMODB", ep)
 	}
-	if os.Getenv("AWS_ENDPOINT_URL_SQS") == "" || os.Getenv("AWS_ENDPOINT_URL_SECRETS_MANAGER") == "" {
+	if os.Getenv("AWS_ENDPOINT_URL_SQS") == "" || os.Getenv("AWS_ENDPOINT_URL_SECRETS_MANAGER") == "" ||
+		os.Getenv("AWS_ENDPOINT_URL_KMS") == "" || os.Getenv("AWS_ENDPOINT_URL_EVENTBRIDGE") == "" {
 		ep, stop, err := startServer(ctx, o.RepoRoot, "moto.sh", o.MotoPort)
 		if err != nil {
 			return fmt.Errorf("start moto: %w", err)
@@ -98,6 +104,8 @@ func Run(ctx context.Context, o Options) error {
 		cleanups = append(cleanups, stop)
 		setenvDefault("AWS_ENDPOINT_URL_SQS", ep)
 		setenvDefault("AWS_ENDPOINT_URL_SECRETS_MANAGER", ep)
+		setenvDefault("AWS_ENDPOINT_URL_KMS", ep)
+		setenvDefault("AWS_ENDPOINT_URL_EVENTBRIDGE", ep)
 	}
 
 	// The Rakuten sandbox, seeded with a demo account.
@@ -127,6 +135,11 @@ func Run(ctx context.Context, o Options) error {
 	if cfg.SyncMaxReceives == 0 {
 		cfg.SyncMaxReceives = 4
 	}
+	ev, err := ensureEvents(ctx, cfg, sqsClient)
+	if err != nil {
+		return err
+	}
+	cfg.DeliveryQueueURL, cfg.EventBusName, cfg.SecretKMSKeyID = ev.deliveries, ev.bus, ev.key
 
 	worker := cfg.SyncWorker()
 	scheduler := cfg.Scheduler()
@@ -139,6 +152,20 @@ func Run(ctx context.Context, o Options) error {
 			logger.Error("poller", "err", err.Error())
 		}
 	}()
+	deliverer := cfg.Deliverer()
+	deliverer.Logger = logger
+	deliveryPoller := &queue.Poller{
+		Client: sqsClient, QueueURL: cfg.DeliveryQueueURL, BatchSize: 10, WaitSeconds: 1,
+		Timeout: 30 * time.Second, Handler: deliverer.Handle, Logger: logger,
+	}
+	go func() {
+		if err := deliveryPoller.Run(ctx); err != nil {
+			logger.Error("delivery poller", "err", err.Error())
+		}
+	}()
+	if err := startNotifier(ctx, cfg, logger); err != nil {
+		return err
+	}
 	go runDaily(ctx, cfg.SyncHourUTC, scheduler, logger)
 	go runHourly(ctx, cfg.HourlyMinute, scheduler, logger)
 
@@ -147,6 +174,7 @@ func Run(ctx context.Context, o Options) error {
 			{Name: "api", Router: cfg.APIHandler()},
 			{Name: "credentials", Router: cfg.CredentialsHandler()},
 			{Name: "syncnow", Router: cfg.SyncNowHandler()},
+			{Name: "webhooks", Router: cfg.WebhooksHandler()},
 		},
 		Extra: map[string]http.Handler{
 			"/_dev/schedule":      scheduleNow(scheduler),
@@ -167,6 +195,7 @@ func Run(ctx context.Context, o Options) error {
 	defer shutdown(srv)
 
 	fmt.Fprint(o.Out, banner(o.ListenAddr, sbURL, queueURL, dlqURL, demo))
+	fmt.Fprint(o.Out, webhooksBanner(o.ListenAddr, ev))
 	<-ctx.Done()
 	return nil
 }

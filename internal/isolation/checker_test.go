@@ -198,8 +198,15 @@ func checkIsolation(w *world, r routers) result {
 		putCreds      = "PUT /v1/networks/{network}/credentials"
 		deleteCreds   = "DELETE /v1/networks/{network}/credentials"
 		postSync      = "POST /v1/networks/{network}/sync"
+		createHook    = "POST /v1/webhooks"
+		listHooks     = "GET /v1/webhooks"
+		getHook       = "GET /v1/webhooks/{webhookId}"
+		deleteHook    = "DELETE /v1/webhooks/{webhookId}"
+		testHook      = "POST /v1/webhooks/{webhookId}/test"
+		hookLog       = "GET /v1/webhooks/{webhookId}/deliveries"
 		okOrBadCursor = 400
 	)
+	mkA.strs = append(mkA.strs, w.aHook, "alphaville-hooks", "msg_alphaville1")
 	q := func(kv ...string) map[string]string {
 		m := map[string]string{}
 		for i := 0; i+1 < len(kv); i += 2 {
@@ -234,6 +241,14 @@ func checkIsolation(w *world, r routers) result {
 			ps = append(ps, probe{key: listRels, query: q("cursor", c), status: []int{200, okOrBadCursor}},
 				probe{key: listRels, query: q("cursor", c, "status", "joined"), status: []int{200, okOrBadCursor}})
 		}
+		// A's webhook: not found for B by any route.
+		ps = append(ps,
+			probe{key: listHooks, status: []int{200}},
+			probe{key: getHook, params: q("webhookId", w.aHook), status: []int{404}},
+			probe{key: hookLog, params: q("webhookId", w.aHook), status: []int{404}},
+			probe{key: testHook, params: q("webhookId", w.aHook), status: []int{404}},
+			probe{key: deleteHook, params: q("webhookId", w.aHook), status: []int{404}},
+		)
 		for _, c := range chgCursors {
 			ps = append(ps, probe{key: listChanges, query: q("cursor", c), status: []int{200, okOrBadCursor}},
 				probe{key: listChanges, query: q("cursor", c, "since", "2000-01-01T00:00:00Z"), status: []int{200, okOrBadCursor}})
@@ -266,6 +281,16 @@ func checkIsolation(w *world, r routers) result {
 		probe{key: putCreds, body: credBody(B), status: []int{200}},
 		probe{key: deleteIDs, status: []int{200}},
 		probe{key: deleteIDs, status: []int{200}},
+	)
+	// B's own webhook works end to end (the 404s above are not a broken router).
+	bHook := w.mustCall(w.setup.Webhooks, B.ID, "POST", "/v1/webhooks", nil, `{"url":"https://bravotown-hooks.example.com/in"}`, 201)
+	bHookID, _ := bHook.JSON.(map[string]any)["id"].(string)
+	probes = append(probes,
+		probe{key: createHook, body: `{"url":"https://bravotown-hooks.example.com/second"}`, status: []int{201}},
+		probe{key: getHook, params: q("webhookId", bHookID), status: []int{200}},
+		probe{key: testHook, params: q("webhookId", bHookID), status: []int{202}},
+		probe{key: hookLog, params: q("webhookId", bHookID), status: []int{200}},
+		probe{key: deleteHook, params: q("webhookId", bHookID), status: []int{200}},
 	)
 	// After B's deletes, every read again.
 	probes = append(probes, reads()...)

@@ -24,7 +24,9 @@ import (
 
 	"github.com/merchantsync/merchantsync/internal/dynamo"
 	"github.com/merchantsync/merchantsync/internal/httpapi"
+	"github.com/merchantsync/merchantsync/internal/kmsseal"
 	"github.com/merchantsync/merchantsync/internal/merchantsync"
+	"github.com/merchantsync/merchantsync/internal/queue"
 	"github.com/merchantsync/merchantsync/internal/rakuten"
 	"github.com/merchantsync/merchantsync/internal/rakuten/sandbox"
 	"github.com/merchantsync/merchantsync/internal/syncer"
@@ -95,19 +97,23 @@ type world struct {
 	worker *syncer.Worker
 	logger *slog.Logger
 	A, B   *tenant
+	// The webhooks function's parts, and A's webhook.
+	sealer     *kmsseal.Sealer
+	deliveries *queue.Queue
+	aHook      string
 
 	// setup is the system with the real store and secrets, used to build
 	// the tenants' data.
 	setup routers
 }
 
-// routers are the three HTTP functions.
+// routers are the four HTTP functions.
 type routers struct {
-	API, Credentials, SyncNow *httpapi.Router
+	API, Credentials, SyncNow, Webhooks *httpapi.Router
 }
 
 func (r routers) all() map[string]*httpapi.Router {
-	return map[string]*httpapi.Router{"api": r.API, "credentials": r.Credentials, "syncnow": r.SyncNow}
+	return map[string]*httpapi.Router{"api": r.API, "credentials": r.Credentials, "syncnow": r.SyncNow, "webhooks": r.Webhooks}
 }
 
 // routersOn builds the three routers the way internal/app does, on store and
@@ -121,6 +127,9 @@ func (w *world) routersOn(store merchantsync.Store, sec merchantsync.CredentialS
 		SyncNow: httpapi.NewSyncNowRouter(&httpapi.SyncNow{
 			Store: store, Queue: w.Queue, Now: time.Now, Poll: 20 * time.Millisecond, Logger: w.logger,
 		}, w.logger),
+		Webhooks: httpapi.NewWebhooksRouter(&httpapi.Webhooks{
+			Store: w.store, Sealer: w.sealer, Queue: w.deliveries, Now: time.Now, Logger: w.logger,
+		}, w.logger),
 	}
 }
 
@@ -132,6 +141,9 @@ func newWorld(t *testing.T) *world {
 	tw := testenv.New(t)
 	w := &world{World: tw, t: t, ctx: tw.Ctx, store: tw.Store, sb: tw.Sandbox, logger: slog.New(slog.NewJSONHandler(io.Discard, nil))}
 	w.worker = syncer.NewWorker(&syncer.Engine{Store: w.store, Network: tw.Network, Logger: w.logger}, w.logger)
+	w.sealer = kmsseal.New(testenv.KMSClient(t), testenv.NewKey(t))
+	deliveriesURL, _ := testenv.NewQueue(t, testenv.QueueOptions{})
+	w.deliveries = queue.New(tw.SQS, deliveriesURL)
 	w.setup = w.routersOn(w.store, tw.Secrets)
 
 	// 12 merchants for A (more than one page at limit 5), 9 for B.
@@ -157,6 +169,14 @@ func newWorld(t *testing.T) *world {
 		}
 	}
 	w.syncBoth()
+	// A has a webhook with a delivery attempt in its log.
+	hook := w.mustCall(w.setup.Webhooks, w.A.ID, "POST", "/v1/webhooks", nil,
+		`{"url":"https://alphaville-hooks.example.com/in","description":"Alphaville relay"}`, 201)
+	w.aHook, _ = hook.JSON.(map[string]any)["id"].(string)
+	if err := w.store.RecordAttempt(w.ctx, merchantsync.DeliveryAttempt{TenantID: w.A.ID, WebhookID: w.aHook,
+		MessageID: "msg_alphaville1", Type: "sync.completed", Attempt: 1, Success: true, StatusCode: 204, At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
 	for _, tn := range []*tenant{w.A, w.B} {
 		if n := len(w.runIDs(tn.ID)); n != 2 {
 			t.Fatalf("%s has %d runs after setup, want 2", tn.ID, n)
