@@ -34,12 +34,21 @@ const DueProjection = types.ProjectionTypeKeysOnly
 
 // CreateTableInput is the production schema: on-demand billing, PK/SK string
 // keys, the sparse GSI IndexDue (duePK/dueSK, KEYS_ONLY) and IndexStatus
-// (relStatus/SK, ALL). TTL on AttrTTL is
-// set separately (UpdateTimeToLive) by CreateTable.
+// (relStatus/SK, ALL), and a stream of new and old images (the local
+// stack's devstack.StreamPoller reads it as Lambda's DynamoDB Streams event
+// source mapping reads the deployed table's). TTL on AttrTTL is set
+// separately (UpdateTimeToLive) by CreateTable.
 func CreateTableInput(name string) *dynamodb.CreateTableInput {
 	return &dynamodb.CreateTableInput{
 		TableName:   aws.String(name),
 		BillingMode: types.BillingModePayPerRequest,
+		// NEW_AND_OLD_IMAGES: a stream consumer sees what a change
+		// replaced as well as what it wrote, so it can act on transitions
+		// (e.g. a relationship's status) without reading the table again.
+		StreamSpecification: &types.StreamSpecification{
+			StreamEnabled:  aws.Bool(true),
+			StreamViewType: types.StreamViewTypeNewAndOldImages,
+		},
 		AttributeDefinitions: []types.AttributeDefinition{
 			{AttributeName: aws.String(AttrPK), AttributeType: types.ScalarAttributeTypeS},
 			{AttributeName: aws.String(AttrSK), AttributeType: types.ScalarAttributeTypeS},
