@@ -1,12 +1,19 @@
 package infra
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/aws/aws-lambda-go/events"
+
 	"github.com/merchantsync/merchantsync/internal/dynamo"
+	"github.com/merchantsync/merchantsync/internal/testenv"
 	"github.com/merchantsync/merchantsync/internal/webhook"
 )
 
@@ -95,6 +102,89 @@ func TestEventsTemplate(t *testing.T) {
 		breakIt(broken)
 		if len(checkEvents(broken)) == 0 {
 			t.Errorf("%s: not reported", name)
+		}
+	}
+}
+
+// The notifier's filter patterns, evaluated by moto's EventBridge pattern
+// matcher (infra/scripts/event-pattern-match.py; Lambda's event filtering
+// uses the same pattern language), let through every stream record
+// dynamo.StreamEvent makes an event of, and keep out the relationship
+// writes and unfinished runs that make up nearly all of a sync's records.
+func TestStreamFiltersMatchWhatStreamEventReads(t *testing.T) {
+	s := func(v string) events.DynamoDBAttributeValue { return events.NewStringAttribute(v) }
+	image := func(kind, state string) map[string]events.DynamoDBAttributeValue {
+		m := map[string]events.DynamoDBAttributeValue{"PK": s("TENANT#t1"), "SK": s(strings.ToUpper(kind) + "#rakuten#x"), "kind": s(kind),
+			"tenantId": s("t1"), "network": s("rakuten"), "runId": s("r1"), "at": s("2026-12-05T03:00:00Z"), "to": s("removed")}
+		if state != "" {
+			m["state"] = s(state)
+		}
+		return m
+	}
+	cases := []struct {
+		name   string
+		event  string
+		newImg map[string]events.DynamoDBAttributeValue
+		oldImg map[string]events.DynamoDBAttributeValue
+		pass   bool // what the filters must answer
+	}{
+		{"change inserted", "INSERT", image("change", ""), nil, true},
+		{"relationship written", "MODIFY", image("relationship", ""), image("relationship", ""), false},
+		{"relationship inserted", "INSERT", image("relationship", ""), nil, false},
+		{"run started", "INSERT", image("run", "running"), nil, false},
+		{"run succeeded", "MODIFY", image("run", "succeeded"), image("run", "running"), true},
+		{"run failed", "MODIFY", image("run", "failed"), image("run", "running"), true},
+		{"run skipped", "MODIFY", image("run", "skipped"), image("run", "running"), false},
+		{"account refused", "MODIFY", image("account", "reauth_required"), image("account", "connected"), true},
+		{"account synced", "MODIFY", image("account", "connected"), image("account", "connected"), false},
+		{"settings", "MODIFY", image("settings", ""), image("settings", ""), false},
+		{"change expired", "REMOVE", nil, image("change", ""), false},
+	}
+	type matchCase struct {
+		Pattern string         `json:"pattern"`
+		Event   map[string]any `json:"event"`
+	}
+	var in []matchCase
+	for _, tc := range cases {
+		rec := events.DynamoDBEventRecord{EventID: "1", EventName: tc.event, EventSource: "aws:dynamodb", AWSRegion: "us-east-1",
+			Change: events.DynamoDBStreamRecord{NewImage: tc.newImg, OldImage: tc.oldImg, StreamViewType: "NEW_AND_OLD_IMAGES"}}
+		ev, err := dynamo.StreamEvent(rec)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if ev != nil && !tc.pass {
+			t.Fatalf("%s: StreamEvent made an event of a record the filters must keep out", tc.name)
+		}
+		// The record as Lambda's filter sees it: its JSON form.
+		raw, _ := json.Marshal(rec)
+		var doc map[string]any
+		_ = json.Unmarshal(raw, &doc)
+		for _, p := range dynamo.StreamFilters {
+			in = append(in, matchCase{Pattern: p, Event: doc})
+		}
+	}
+	py, err := testenv.MotoPython()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(in)
+	cmd := exec.Command(py, filepath.Join(repoRoot(t), "infra", "scripts", "event-pattern-match.py"))
+	cmd.Stdin = bytes.NewReader(body)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("event-pattern-match.py: %v: %s", err, stderr.String())
+	}
+	lines := strings.Fields(string(out))
+	if len(lines) != len(in) {
+		t.Fatalf("the matcher answered %d lines for %d cases", len(lines), len(in))
+	}
+	n := len(dynamo.StreamFilters)
+	for i, tc := range cases {
+		matched := slices.Contains(lines[i*n:(i+1)*n], "true")
+		if matched != tc.pass {
+			t.Errorf("%s: the filters let it through = %v, want %v", tc.name, matched, tc.pass)
 		}
 	}
 }

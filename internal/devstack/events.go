@@ -7,6 +7,8 @@ import (
 	"os"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -71,10 +73,25 @@ func webhooksBanner(addr string, ev localEvents) string {
 }
 
 // startNotifier runs the notifier on the table's stream, as Lambda's
-// DynamoDB Streams event source does (see streams.go).
+// DynamoDB Streams event source does (see streams.go). The local poller has
+// no filters: dynamo.StreamEvent skips what the template's FilterCriteria
+// would.
 func startNotifier(ctx context.Context, cfg app.Config, logger *slog.Logger) error {
+	t, err := dynamodb.NewFromConfig(cfg.AWS).DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(cfg.TableName)})
+	if err != nil {
+		return fmt.Errorf("describe table: %w", err)
+	}
+	arn := aws.ToString(t.Table.LatestStreamArn)
+	if arn == "" {
+		return fmt.Errorf("table %s has no stream: the notifier cannot run", cfg.TableName)
+	}
 	n := cfg.Notifier()
 	n.Logger = logger
-	_ = n
+	p := &StreamPoller{Client: dynamodbstreams.NewFromConfig(cfg.AWS), StreamARN: arn, Handler: n.Handle, Logger: logger}
+	go func() {
+		if err := p.Run(ctx); err != nil {
+			logger.Error("stream poller", "err", err.Error())
+		}
+	}()
 	return nil
 }

@@ -108,6 +108,9 @@ func Run(ctx context.Context, o Options) error {
 		setenvDefault("AWS_ENDPOINT_URL_EVENTBRIDGE", ep)
 	}
 
+	// DynamoDB Local serves the table's stream on the same endpoint.
+	setenvDefault("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", os.Getenv("AWS_ENDPOINT_URL_DYNAMODB"))
+
 	// The Rakuten sandbox, seeded with a demo account.
 	sb := sandbox.New(sandbox.Options{Logger: logger})
 	demo := sb.DemoAccount()

@@ -242,3 +242,19 @@ func KMSClient(t testing.TB, opts ...Option) *kms.Client {
 func opCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), time.Minute)
 }
+
+// MotoPython returns the Python that runs moto_server (the virtualenv's or
+// pyenv's beside it, else python3 on PATH), for tests that use moto's code
+// directly.
+func MotoPython() (string, error) {
+	bin, err := motoCommand()
+	if err != nil {
+		return "", err
+	}
+	if py := filepath.Join(filepath.Dir(bin), "python3"); fileExists(py) {
+		return py, nil
+	}
+	return exec.LookPath("python3")
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
