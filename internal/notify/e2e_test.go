@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -236,6 +237,14 @@ func TestChurnReachesReceivers(t *testing.T) {
 	}
 	if slices.Equal(okSecret.Key(), flakySecret.Key()) {
 		t.Fatal("two webhooks share a secret")
+	}
+	// The secrets are in no item and no log line: only sealed.
+	table, logs := p.w.ScanTable(), p.w.Logs.String()
+	for _, sec := range []webhook.Secret{okSecret, flakySecret} {
+		key := strings.TrimPrefix(sec.Reveal(), webhook.SecretPrefix)
+		if strings.Contains(table, key) || strings.Contains(logs, key) {
+			t.Fatal("a webhook secret is stored or logged in the clear")
+		}
 	}
 
 	// The bus: the same 12 events, their detail ids the webhook-ids.
