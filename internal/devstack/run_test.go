@@ -1,7 +1,6 @@
 package devstack
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,23 +18,6 @@ import (
 	"github.com/merchantsync/merchantsync/internal/testenv"
 	"github.com/merchantsync/merchantsync/internal/webhook"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // The README's webhook walk-through on the stack `make dev` runs (Run, on
 // the shared DynamoDB Local and moto): a receiver on 127.0.0.1 registered,
@@ -63,7 +44,7 @@ func TestDevStackWebhookWalkthrough(t *testing.T) {
 	root, _ := filepath.Abs(filepath.Join("..", ".."))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	var out lockedBuffer
+	var out testenv.Buffer
 	go func() { done <- Run(ctx, Options{ListenAddr: addr, RepoRoot: root, Log: io.Discard, Out: &out}) }()
 	t.Cleanup(func() { cancel(); <-done })
 
@@ -100,7 +81,7 @@ func TestDevStackWebhookWalkthrough(t *testing.T) {
 		sandbox.DemoClientID, sandbox.DemoClientSecret, sandbox.DemoSiteID, sandbox.DemoUsername, sandbox.DemoPassword), 200)
 	call("POST", "/v1/networks/rakuten/sync?wait=20", "", 200)
 
-	var lines lockedBuffer
+	var lines testenv.Buffer
 	rcv := &Receiver{Out: &lines}
 	srv := httptest.NewServer(rcv)
 	defer srv.Close()
