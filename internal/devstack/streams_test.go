@@ -160,7 +160,7 @@ type streamEnv struct {
 func newStreamEnv(t *testing.T) *streamEnv {
 	t.Helper()
 	e := &streamEnv{ddb: dynamotest.Client(t)}
-	e.table = dynamotest.NewTable(t, e.ddb)
+	e.table = dynamotest.NewTable(t, e.ddb, dynamotest.WithStream())
 	out, err := e.ddb.DescribeTable(context.Background(), &dynamodb.DescribeTableInput{TableName: aws.String(e.table)})
 	if err != nil {
 		t.Fatal(err)

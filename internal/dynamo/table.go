@@ -83,7 +83,14 @@ func CreateTableInput(name string) *dynamodb.CreateTableInput {
 // CreateTable creates the table with the production schema, waits until it
 // is active and enables TTL on AttrTTL.
 func CreateTable(ctx context.Context, c *dynamodb.Client, name string) error {
-	if _, err := c.CreateTable(ctx, CreateTableInput(name)); err != nil {
+	return CreateTableFrom(ctx, c, CreateTableInput(name))
+}
+
+// CreateTableFrom is CreateTable for a schema a caller adjusted (tests
+// leave the stream out where they do not read it).
+func CreateTableFrom(ctx context.Context, c *dynamodb.Client, in *dynamodb.CreateTableInput) error {
+	name := aws.ToString(in.TableName)
+	if _, err := c.CreateTable(ctx, in); err != nil {
 		return fmt.Errorf("dynamo: create table %s: %w", name, err)
 	}
 	w := dynamodb.NewTableExistsWaiter(c, func(o *dynamodb.TableExistsWaiterOptions) {

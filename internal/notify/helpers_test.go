@@ -83,7 +83,7 @@ type hooks struct {
 }
 
 func newHooks(t *testing.T) *hooks {
-	w := testenv.New(t)
+	w := testenv.New(t, func(o *testenv.Options) { o.Stream = true })
 	h := &hooks{w: w, sealer: kmsseal.New(testenv.KMSClient(t), testenv.NewKey(t))}
 	h.url, h.dlq = testenv.NewQueue(t, testenv.QueueOptions{VisibilityTimeout: 30, DLQ: true, MaxReceiveCount: webhook.Attempts})
 	h.deliveries = queue.New(w.SQS, h.url)

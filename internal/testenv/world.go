@@ -89,6 +89,9 @@ type Options struct {
 	DDBAttempts int
 	// QueueVisibility is the sync queue's visibility timeout in seconds (0: 30).
 	QueueVisibility int
+	// Stream gives the table its stream (dynamotest.WithStream), for
+	// tests that read it.
+	Stream bool
 }
 
 // New builds a World for t.
@@ -115,7 +118,11 @@ func New(t testing.TB, opts ...func(*Options)) *World {
 		ddbOpts = append(ddbOpts, dynamotest.WithMaxAttempts(o.DDBAttempts))
 	}
 	w.DDB = dynamotest.Client(t, ddbOpts...)
-	w.Store = dynamo.New(w.DDB, dynamotest.NewTable(t, w.DDB))
+	var tableOpts []dynamotest.TableOption
+	if o.Stream {
+		tableOpts = append(tableOpts, dynamotest.WithStream())
+	}
+	w.Store = dynamo.New(w.DDB, dynamotest.NewTable(t, w.DDB, tableOpts...))
 
 	w.SM = SecretsManagerClient(t, WithTransport(func(next http.RoundTripper) http.RoundTripper {
 		return w.SMCalls.Wrap(w.SMFail.Wrap(next))
