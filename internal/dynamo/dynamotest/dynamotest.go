@@ -268,7 +268,9 @@ type TableOption func(*dynamodb.CreateTableInput)
 // test alone went from seconds to over 12 minutes. Only tests that read the
 // stream (the notifier's) ask for it.
 func WithStream() TableOption {
-	return func(in *dynamodb.CreateTableInput) { in.StreamSpecification = dynamo.CreateTableInput("").StreamSpecification }
+	return func(in *dynamodb.CreateTableInput) {
+		in.StreamSpecification = dynamo.CreateTableInput("").StreamSpecification
+	}
 }
 
 // NewTable creates a fresh, uniquely named table with the production schema
