@@ -15,11 +15,22 @@ import (
 
 // checkedServices are the services whose actions must equal what the
 // function needs, both ways.
-var checkedServices = []string{"dynamodb", "secretsmanager", "sqs"}
+var checkedServices = []string{"dynamodb", "secretsmanager", "sqs", "events"}
+
+// webhookSecretPurpose is the encryption context every direct KMS call
+// carries (internal/kmsseal): the webhooks and deliver functions' KMS
+// grants hold only for it.
+const webhookSecretPurpose = "merchantsync-webhook-secret"
 
 // eventSourceActions are what Lambda's SQS poller calls with the role of the
 // function an event source mapping feeds; the code never does.
 var eventSourceActions = []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"}
+
+// streamSourceActions are what Lambda's DynamoDB Streams poller calls with
+// the role of the function a stream's event source mapping feeds (the
+// execution-role permissions DynamoDB's guide lists for a trigger, scoped
+// to the stream as its example policy is).
+var streamSourceActions = []string{"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"}
 
 // managedPolicies are the AWS managed policies SAM may attach to a
 // function's role, and why each is needed.
@@ -67,7 +78,10 @@ func (g grant) covers(action, arn string) bool {
 
 // roleGrants returns the Allow statements of a translated AWS::IAM::Role,
 // resolved in s, and its managed policy ARNs. A condition other than
-// kms:ViaService, or a Deny, is a problem: the comparison does not model it.
+// kms:ViaService or kms:EncryptionContext:purpose, or a Deny, is a problem:
+// the comparison does not model it. A purpose condition is written into the
+// grant's resource ("<arn> purpose=<value>"), as the recorder writes the
+// calls that carry it, so such a grant covers only calls with that purpose.
 func roleGrants(s stack, id string, role map[string]any, bad func(string, ...any)) ([]grant, []string) {
 	p := m(role["Properties"])
 	var grants []grant
@@ -78,10 +92,16 @@ func roleGrants(s stack, id string, role map[string]any, bad func(string, ...any
 				bad("%s: a %v statement the test does not model", id, st["Effect"])
 				continue
 			}
-			via := ""
+			via, purpose := "", ""
 			if c := m(st["Condition"]); c != nil {
 				eq := m(c["StringEquals"])
-				v, err := s.resolve(eq["kms:ViaService"])
+				var v string
+				var err error
+				if p, ok := eq["kms:EncryptionContext:purpose"]; ok {
+					purpose, err = s.resolve(p)
+				} else {
+					v, err = s.resolve(eq["kms:ViaService"])
+				}
 				if len(c) != 1 || len(eq) != 1 || err != nil {
 					bad("%s: condition %v the test does not model", id, c)
 				}
@@ -93,6 +113,9 @@ func roleGrants(s stack, id string, role map[string]any, bad func(string, ...any
 					if err != nil {
 						bad("%s: %v: %v", id, a, err)
 						continue
+					}
+					if purpose != "" {
+						arn += " purpose=" + purpose
 					}
 					grants = append(grants, grant{fmt.Sprint(a), arn, via})
 				}
@@ -135,10 +158,21 @@ func platformPermissions(cfn map[string]any, s stack) map[string]map[string]stri
 	}
 	for _, esm := range resourcesOfType(cfn, "AWS::Lambda::EventSourceMapping") {
 		p := m(esm["Properties"])
-		if arn, err := s.resolve(p["EventSourceArn"]); err == nil {
+		fn := getAttOf(p["FunctionName"])
+		arn, err := s.resolve(p["EventSourceArn"])
+		switch {
+		case err != nil:
+		case strings.HasPrefix(arn, "arn:aws:sqs:"):
 			for _, a := range eventSourceActions {
-				add(getAttOf(p["FunctionName"]), a+" "+arn, "needed by the SQS event source mapping")
+				add(fn, a+" "+arn, "needed by the SQS event source mapping")
 			}
+		case strings.Contains(arn, ":table/") && strings.Contains(arn, "/stream/"):
+			for _, a := range streamSourceActions {
+				add(fn, a+" "+arn, "needed by the DynamoDB Streams event source mapping")
+			}
+		}
+		if dest, err := s.resolve(m(m(p["DestinationConfig"])["OnFailure"])["Destination"]); err == nil && strings.HasPrefix(dest, "arn:aws:sqs:") {
+			add(fn, "sqs:SendMessage "+dest, "needed by Lambda for the event source's on-failure destination")
 		}
 	}
 	for _, eic := range resourcesOfType(cfn, "AWS::Lambda::EventInvokeConfig") {
@@ -219,6 +253,15 @@ func compareIAM(cfn map[string]any, s stack, used map[string]map[string]bool, ia
 				}
 				if g.viaService != "" {
 					bad("%s: %s has a kms:ViaService condition", id, g)
+				}
+			case svc == "kms" && strings.Contains(g.resource, " purpose="):
+				// A direct call (kmsseal): the secrets key, only for webhook
+				// secrets, and only what the code uses.
+				if g.resource != keyARN()+" purpose="+webhookSecretPurpose || g.viaService != "" {
+					bad("%s: %s is not scoped to the secrets key for webhook secrets (kms:EncryptionContext:purpose %s)", id, g, webhookSecretPurpose)
+				}
+				if !slices.ContainsFunc(perms, func(p string) bool { a, arn, _ := strings.Cut(p, " "); return g.covers(a, arn) }) {
+					bad("%s: template grants %s, which the code never uses", id, g)
 				}
 			case svc == "kms":
 				// Secrets Manager calls KMS for the function: the grant must

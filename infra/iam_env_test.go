@@ -20,12 +20,14 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/merchantsync/merchantsync/internal/app"
 	"github.com/merchantsync/merchantsync/internal/dynamo/dynamotest"
 	"github.com/merchantsync/merchantsync/internal/httpapi"
 	"github.com/merchantsync/merchantsync/internal/merchantsync"
+	"github.com/merchantsync/merchantsync/internal/notify"
 	"github.com/merchantsync/merchantsync/internal/queue"
 	"github.com/merchantsync/merchantsync/internal/rakuten/sandbox"
 	"github.com/merchantsync/merchantsync/internal/syncer"
@@ -48,11 +50,15 @@ type iamEnv struct {
 	rec      map[string]*recorder // by logical id
 	out      map[string]*os.File  // each function's stdout: a file, as safe as stdout for concurrent writers
 	cfg      map[string]app.Config
+	rewrite  map[string]string // template resource ids → the local stand-ins' (the KMS key)
 
-	api, creds, syncNow *httpapi.Router
-	worker              *syncer.Worker
-	scheduler           *syncer.Scheduler
-	driven              map[string]bool // route keys invoked
+	api, creds, syncNow, hooks *httpapi.Router
+	worker                     *syncer.Worker
+	scheduler                  *syncer.Scheduler
+	notifier                   *notify.Notifier
+	deliverer                  *notify.Deliverer
+	driven                     map[string]bool // route keys invoked
+	ddb                        *dynamodb.Client // the test's own (unrecorded) client of the table
 }
 
 // config loads the function's configuration with app.Load from its template
@@ -71,6 +77,7 @@ func (e *iamEnv) config(id string, endpoints map[string]string) app.Config {
 		e.t.Fatalf("%s: app.Load: %v", id, err)
 	}
 	rec := newRecorder(endpoints)
+	rec.rewrite = e.rewrite
 	e.rec[id] = rec
 	c.AWS = aws.Config{
 		Region:       iamRegion,
@@ -88,13 +95,16 @@ func newIAMEnv(t *testing.T) *iamEnv {
 		rec: map[string]*recorder{}, out: map[string]*os.File{}, cfg: map[string]app.Config{}, driven: map[string]bool{},
 	}
 	ddb := dynamotest.Client(t)
+	e.ddb = ddb
 	table := dynamotest.NewTable(t, ddb)
 	e.queueURL, _ = testenv.NewQueue(t, testenv.QueueOptions{VisibilityTimeout: 30, DLQ: true, MaxReceiveCount: 4})
+	deliveriesURL, _ := testenv.NewQueue(t, testenv.QueueOptions{VisibilityTimeout: 30, DLQ: true, MaxReceiveCount: 8})
+	e.rewrite = map[string]string{keyID: testenv.NewKey(t)}
 	e.sqs = testenv.SQSClient(t)
 	e.sb = sandbox.New(sandbox.Options{})
 	sbSrv := httptest.NewServer(e.sb)
 	t.Cleanup(sbSrv.Close)
-	e.res = resources{table: table, queueURL: e.queueURL}
+	e.res = resources{table: table, queueURL: e.queueURL, deliveriesURL: deliveriesURL, bus: testenv.NewEventBus(t)}
 	e.stack = newStack(t, e.cfn, map[string]string{
 		"Stage": iamStage, "RakutenBaseUrl": sbSrv.URL,
 		// A deployment choice; high so that the test never waits on the limiter.
@@ -103,6 +113,7 @@ func newIAMEnv(t *testing.T) *iamEnv {
 
 	endpoints := map[string]string{
 		"dynamodb": dynamotest.Endpoint(t), "secretsmanager": testenv.MotoEndpoint(t), "sqs": testenv.MotoEndpoint(t),
+		"kms": testenv.MotoEndpoint(t), "events": testenv.MotoEndpoint(t),
 	}
 	for id := range resourcesOfType(e.cfn, "AWS::Lambda::Function") {
 		e.cfg[id] = e.config(id, endpoints)
@@ -112,8 +123,11 @@ func newIAMEnv(t *testing.T) *iamEnv {
 	e.syncNow = e.cfg["SyncNowFunction"].SyncNowHandler()
 	e.worker = e.cfg["SyncFunction"].SyncWorker()
 	e.scheduler = e.cfg["SchedulerFunction"].Scheduler()
-	if n := len(e.rec); n != 5 {
-		t.Fatalf("template has %d functions, the test drives 5", n)
+	e.hooks = e.cfg["WebhooksFunction"].WebhooksHandler()
+	e.notifier = e.cfg["NotifyFunction"].Notifier()
+	e.deliverer = e.cfg["DeliverFunction"].Deliverer()
+	if n := len(e.rec); n != 8 {
+		t.Fatalf("template has %d functions, the test drives 8", n)
 	}
 	return e
 }
@@ -336,8 +350,10 @@ func (e *iamEnv) drive() {
 	e.call(e.api, "t1", "GET /v1/networks/{network}/changes", nil, map[string]string{"limit": "1"}, "", 200)
 	e.call(e.api, "t1", "GET /v1/networks/{network}/changes", nil, map[string]string{"since": "2020-01-01T00:00:00Z"}, "", 200)
 
+	e.driveWebhooks()
+
 	// Every route of every router was driven.
-	for fn, r := range map[string]*httpapi.Router{"ApiFunction": e.api, "CredentialsFunction": e.creds, "SyncNowFunction": e.syncNow} {
+	for fn, r := range map[string]*httpapi.Router{"ApiFunction": e.api, "CredentialsFunction": e.creds, "SyncNowFunction": e.syncNow, "WebhooksFunction": e.hooks} {
 		for _, k := range r.Keys() {
 			if !e.driven[k] {
 				t.Errorf("%s: route %s is not driven by the IAM test", fn, k)

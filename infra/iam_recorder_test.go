@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -21,6 +22,10 @@ import (
 // service.
 type recorder struct {
 	endpoints map[string]string // service → base URL
+	// rewrite replaces, in request bodies before they are forwarded, a
+	// resource id of the template with the local stand-in's (the KMS key:
+	// moto makes its own key ids).
+	rewrite map[string]string
 
 	mu       sync.Mutex
 	used     map[string]int // "action resource" → requests
@@ -35,6 +40,8 @@ var targetService = map[string]string{
 	"DynamoDB_20120810": "dynamodb",
 	"secretsmanager":    "secretsmanager",
 	"AmazonSQS":         "sqs",
+	"TrentService":      "kms",
+	"AWSEvents":         "events",
 }
 
 // sqsAction maps SQS batch operations to the action IAM checks for them.
@@ -73,6 +80,9 @@ func (rc *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		return refusal(req, service), nil
 	}
 	ep, _ := url.Parse(rc.endpoints[service])
+	for from, to := range rc.rewrite {
+		body = bytes.ReplaceAll(body, []byte(from), []byte(to))
+	}
 	out := req.Clone(req.Context())
 	out.URL.Scheme, out.URL.Host, out.Host = ep.Scheme, ep.Host, ep.Host
 	out.Body = io.NopCloser(bytes.NewReader(body))
@@ -101,6 +111,9 @@ func (rc *recorder) permissions(service, op string, body []byte) ([]string, erro
 		SecretId, Name       string
 		Tags                 []json.RawMessage
 		QueueUrl             string
+		KeyId                string
+		EncryptionContext    map[string]string
+		Entries              []struct{ EventBusName string }
 	}
 	if err := json.Unmarshal(body, &in); err != nil {
 		return nil, fmt.Errorf("recorder: %s.%s body: %v", service, op, err)
@@ -133,6 +146,28 @@ func (rc *recorder) permissions(service, op string, body []byte) ([]string, erro
 			action = "sqs:" + a
 		}
 		arns = []string{queueARN(in.QueueUrl)}
+	case "kms":
+		// The encryption context's purpose is part of what is authorised
+		// (a grant's kms:EncryptionContext:purpose condition): recorded
+		// with the resource, as roleGrants writes such a grant.
+		arn := in.KeyId
+		if !strings.HasPrefix(arn, "arn:") {
+			arn = keyARNOf(in.KeyId)
+		}
+		if p := in.EncryptionContext["purpose"]; p != "" {
+			arn += " purpose=" + p
+		}
+		arns = []string{arn}
+	case "events":
+		for _, e := range in.Entries {
+			arn := e.EventBusName
+			if !strings.HasPrefix(arn, "arn:") {
+				arn = eventBusARN(arn)
+			}
+			if !slices.Contains(arns, arn) {
+				arns = append(arns, arn)
+			}
+		}
 	}
 	if len(arns) == 0 {
 		return nil, fmt.Errorf("recorder: %s names no resource", action)

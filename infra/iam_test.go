@@ -21,7 +21,7 @@ import (
 func TestMain(tm *testing.M) { testenv.Main(tm) }
 
 // iamServices are the services whose actions the roles may name.
-var iamServices = []string{"dynamodb", "secretsmanager", "sqs", "kms", "lambda"}
+var iamServices = []string{"dynamodb", "secretsmanager", "sqs", "kms", "lambda", "events"}
 
 // TestIAMMatchesCode drives every function and compares its role with what
 // it did; then breaks template.yaml, translates the broken copies, and
@@ -130,6 +130,14 @@ func TestIAMMatchesCode(t *testing.T) {
 		{"kms through another service", func(tpl map[string]any) {
 			m(m(withAction(tpl, "SyncFunction", "kms:Decrypt")["Condition"])["StringEquals"])["kms:ViaService"] = "s3.us-east-1.amazonaws.com"
 		}, "SyncFunction: kms:Decrypt on arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab via s3.us-east-1.amazonaws.com is not scoped"},
+		{"webhooks without kms:Encrypt", remove("WebhooksFunction", "kms:Encrypt"), "WebhooksFunction: code uses kms:Encrypt"},
+		{"deliver's Decrypt for any purpose", func(tpl map[string]any) {
+			delete(withAction(tpl, "DeliverFunction", "kms:Decrypt"), "Condition")
+		}, "DeliverFunction: code uses kms:Decrypt"},
+		{"webhooks may Decrypt", add("WebhooksFunction", "kms:Encrypt", "kms:Decrypt"), "WebhooksFunction: template grants kms:Decrypt"},
+		{"notify without PutEvents", remove("NotifyFunction", "events:PutEvents"), "NotifyFunction: code uses events:PutEvents"},
+		{"notify without reading the stream", remove("NotifyFunction", "dynamodb:GetRecords"), "needed by the DynamoDB Streams event source mapping"},
+		{"deliver may send deliveries", add("DeliverFunction", "sqs:ReceiveMessage", "sqs:SendMessage"), "DeliverFunction: template grants sqs:SendMessage"},
 		{"a managed policy SAM attaches as asked", func(tpl map[string]any) {
 			p := props(tpl, "ApiFunction")
 			p["Policies"] = append(list(p["Policies"]), "arn:aws:iam::aws:policy/AmazonDynamoDBFullAccess")

@@ -82,6 +82,9 @@ func translateTemplate(t testing.TB, stage string) map[string]any {
 // template's table and queue (empty: the names the template gives them).
 type resources struct {
 	table, queueURL string
+	// deliveriesURL and bus, when set, stand for DeliveryQueue and
+	// EventBus: the local ones the test created.
+	deliveriesURL, bus string
 }
 
 func tableARN(name string) string {
@@ -105,7 +108,13 @@ func secretARN(name string) string {
 
 const keyID = "1234abcd-12ab-34cd-56ef-1234567890ab"
 
-func keyARN() string { return fmt.Sprintf("arn:aws:kms:%s:%s:key/%s", iamRegion, iamAccount, keyID) }
+func keyARN() string { return keyARNOf(keyID) }
+
+func keyARNOf(id string) string { return fmt.Sprintf("arn:aws:kms:%s:%s:key/%s", iamRegion, iamAccount, id) }
+
+func eventBusARN(name string) string {
+	return fmt.Sprintf("arn:aws:events:%s:%s:event-bus/%s", iamRegion, iamAccount, name)
+}
 
 func functionARN(name string) string {
 	return fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s", iamRegion, iamAccount, name)
@@ -146,16 +155,26 @@ func newStack(t testing.TB, cfn map[string]any, params map[string]string, res re
 				n = res.table
 			}
 			s[id], s[id+".Arn"] = n, tableARN(n)
+			s[id+".StreamArn"] = tableARN(n) + "/stream/2026-12-01T00:00:00.000"
 		case "AWS::SQS::Queue":
 			u := queueURLOf(name(id, p, "QueueName"))
 			if id == "SyncQueue" && res.queueURL != "" {
 				u = res.queueURL
+			}
+			if id == "DeliveryQueue" && res.deliveriesURL != "" {
+				u = res.deliveriesURL
 			}
 			s[id], s[id+".Arn"], s[id+".QueueName"] = u, queueARN(u), path.Base(u)
 		case "AWS::KMS::Key":
 			s[id], s[id+".Arn"] = keyID, keyARN()
 		case "AWS::Lambda::Function":
 			s[id], s[id+".Arn"] = id, functionARN(id)
+		case "AWS::Events::EventBus":
+			n := name(id, p, "Name")
+			if res.bus != "" {
+				n = res.bus
+			}
+			s[id], s[id+".Arn"], s[id+".Name"] = n, eventBusARN(n), n
 		case "AWS::SNS::Topic":
 			s[id] = fmt.Sprintf("arn:aws:sns:%s:%s:%s", iamRegion, iamAccount, name(id, p, "TopicName"))
 		}
