@@ -57,7 +57,7 @@ type iamEnv struct {
 	scheduler                  *syncer.Scheduler
 	notifier                   *notify.Notifier
 	deliverer                  *notify.Deliverer
-	driven                     map[string]bool // route keys invoked
+	driven                     map[string]bool  // route keys invoked
 	ddb                        *dynamodb.Client // the test's own (unrecorded) client of the table
 }
 

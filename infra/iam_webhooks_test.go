@@ -154,4 +154,3 @@ func streamValue(v types.AttributeValue) events.DynamoDBAttributeValue {
 	}
 	return events.NewNullAttribute()
 }
-

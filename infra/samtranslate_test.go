@@ -110,7 +110,9 @@ const keyID = "1234abcd-12ab-34cd-56ef-1234567890ab"
 
 func keyARN() string { return keyARNOf(keyID) }
 
-func keyARNOf(id string) string { return fmt.Sprintf("arn:aws:kms:%s:%s:key/%s", iamRegion, iamAccount, id) }
+func keyARNOf(id string) string {
+	return fmt.Sprintf("arn:aws:kms:%s:%s:key/%s", iamRegion, iamAccount, id)
+}
 
 func eventBusARN(name string) string {
 	return fmt.Sprintf("arn:aws:events:%s:%s:event-bus/%s", iamRegion, iamAccount, name)
