@@ -75,8 +75,11 @@ func webhooksBanner(addr string, ev localEvents) string {
 // startNotifier runs the notifier on the table's stream, as Lambda's
 // DynamoDB Streams event source does (see streams.go). The local poller has
 // no filters: dynamo.StreamEvent skips what the template's FilterCriteria
-// would.
-func startNotifier(ctx context.Context, cfg app.Config, logger *slog.Logger) error {
+// would. A table created just now is read from the start of its stream
+// (TRIM_HORIZON), so no write of this run is missed whenever the poller's
+// first read happens; an existing table's from its end (LATEST), so a
+// restart does not send old events again.
+func startNotifier(ctx context.Context, cfg app.Config, logger *slog.Logger, fresh bool) error {
 	t, err := dynamodb.NewFromConfig(cfg.AWS).DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(cfg.TableName)})
 	if err != nil {
 		return fmt.Errorf("describe table: %w", err)
@@ -87,7 +90,7 @@ func startNotifier(ctx context.Context, cfg app.Config, logger *slog.Logger) err
 	}
 	n := cfg.Notifier()
 	n.Logger = logger
-	p := &StreamPoller{Client: dynamodbstreams.NewFromConfig(cfg.AWS), StreamARN: arn, Handler: n.Handle, Logger: logger}
+	p := &StreamPoller{Client: dynamodbstreams.NewFromConfig(cfg.AWS), StreamARN: arn, Handler: n.Handle, Logger: logger, TrimHorizon: fresh}
 	go func() {
 		if err := p.Run(ctx); err != nil {
 			logger.Error("stream poller", "err", err.Error())

@@ -125,7 +125,8 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	if err := ensureTable(ctx, dynamodb.NewFromConfig(cfg.AWS), cfg.TableName); err != nil {
+	created, err := ensureTable(ctx, dynamodb.NewFromConfig(cfg.AWS), cfg.TableName)
+	if err != nil {
 		return err
 	}
 	sqsClient := sqs.NewFromConfig(cfg.AWS)
@@ -166,7 +167,7 @@ func Run(ctx context.Context, o Options) error {
 			logger.Error("delivery poller", "err", err.Error())
 		}
 	}()
-	if err := startNotifier(ctx, cfg, logger); err != nil {
+	if err := startNotifier(ctx, cfg, logger, created); err != nil {
 		return err
 	}
 	go runDaily(ctx, cfg.SyncHourUTC, scheduler, logger)
@@ -225,18 +226,18 @@ func serve(addr string, h http.Handler) (string, func(), error) {
 // "failed to close HTTP response body" checksum warning on DynamoDB
 // Local's error answers (aws/aws-sdk-go-v2#3545), which would greet every
 // first `make dev`.
-func ensureTable(ctx context.Context, c *dynamodb.Client, name string) error {
+func ensureTable(ctx context.Context, c *dynamodb.Client, name string) (created bool, err error) {
 	p := dynamodb.NewListTablesPaginator(c, &dynamodb.ListTablesInput{})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if slices.Contains(page.TableNames, name) {
-			return nil
+			return false, nil
 		}
 	}
-	return dynamo.CreateTable(ctx, c, name)
+	return true, dynamo.CreateTable(ctx, c, name)
 }
 
 // runHourly fires the hourly (incremental) schedule at minute past every
