@@ -198,12 +198,15 @@ func (p *StreamPoller) discover(ctx context.Context) error {
 				continue
 			}
 			s := &shardState{id: id, parent: parent, start: streamtypes.ShardIteratorTypeTrimHorizon}
-			if first && !p.TrimHorizon {
-				s.start = streamtypes.ShardIteratorTypeLatest
+			latest := first && !p.TrimHorizon
+			if latest {
 				s.done = sh.SequenceNumberRange != nil && sh.SequenceNumberRange.EndingSequenceNumber != nil
 			}
 			if !s.done {
 				it, err := p.iterator(ctx, s)
+				if err == nil && latest {
+					it, err = p.skipToEnd(ctx, s, it)
+				}
 				if err != nil {
 					if first {
 						p.shards, p.order = nil, nil
@@ -218,6 +221,29 @@ func (p *StreamPoller) discover(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// skipToEnd reads s from it to its current end, dropping the records, and
+// returns the iterator after them: LATEST, taken when the poller starts,
+// with s.last the last record skipped. DynamoDB Local's own LATEST iterator
+// on an empty shard is refused once records arrive, and a new LATEST one
+// then would skip them.
+func (p *StreamPoller) skipToEnd(ctx context.Context, s *shardState, it string) (string, error) {
+	for it != "" {
+		out, err := p.Client.GetRecords(ctx, &dynamodbstreams.GetRecordsInput{ShardIterator: aws.String(it), Limit: aws.Int32(1000)})
+		if err != nil {
+			return "", fmt.Errorf("get records %s: %w", s.id, err)
+		}
+		n := len(out.Records)
+		if n > 0 {
+			s.last = aws.ToString(out.Records[n-1].Dynamodb.SequenceNumber)
+		}
+		if n == 0 {
+			return aws.ToString(out.NextShardIterator), nil
+		}
+		it = aws.ToString(out.NextShardIterator)
+	}
+	return "", nil
 }
 
 // iterator returns a new iterator for s: after its last record read, or
@@ -246,15 +272,23 @@ func (p *StreamPoller) pollShard(ctx context.Context, s *shardState) (int, error
 	if size <= 0 {
 		size = 100
 	}
+	refreshed := false
 	for s.iter != "" && len(s.pending) < size {
 		out, err := p.Client.GetRecords(ctx, &dynamodbstreams.GetRecordsInput{
 			ShardIterator: aws.String(s.iter),
 			Limit:         aws.Int32(int32(min(size-len(s.pending), 1000))),
 		})
 		var expired *streamtypes.ExpiredIteratorException
-		if errors.As(err, &expired) {
+		var trimmed *streamtypes.TrimmedDataAccessException
+		if (errors.As(err, &expired) || errors.As(err, &trimmed)) && !refreshed {
 			// Iterators last 15 minutes: a batch retried that long
-			// outlives its shard's.
+			// outlives its shard's. And DynamoDB Local refuses an
+			// iterator taken while its shard was empty once records
+			// arrive (TrimmedDataAccessException). A new iterator, after
+			// the last record read (or from the shard's start when none
+			// was), reads on; once per poll, so a refusal that persists
+			// is an error.
+			refreshed = true
 			if s.iter, err = p.iterator(ctx, s); err != nil {
 				return 0, err
 			}
