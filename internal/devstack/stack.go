@@ -30,6 +30,10 @@ import (
 	"github.com/merchantsync/merchantsync/internal/syncer"
 )
 
+// deliveryPollers is how many batches of deliveries the local stack
+// delivers at once.
+const deliveryPollers = 4
+
 // Options configure the local stack.
 type Options struct {
 	ListenAddr   string // the API; default 127.0.0.1:8080
@@ -156,17 +160,22 @@ func Run(ctx context.Context, o Options) error {
 			logger.Error("poller", "err", err.Error())
 		}
 	}()
+	// Several delivery pollers, as Lambda's event source runs several
+	// batches at once (the template allows 20): one slow or failing
+	// receiver does not hold up the others' events.
 	deliverer := cfg.Deliverer()
 	deliverer.Logger = logger
-	deliveryPoller := &queue.Poller{
-		Client: sqsClient, QueueURL: cfg.DeliveryQueueURL, BatchSize: 10, WaitSeconds: 1,
-		Timeout: 30 * time.Second, Handler: deliverer.Handle, Logger: logger,
-	}
-	go func() {
-		if err := deliveryPoller.Run(ctx); err != nil {
-			logger.Error("delivery poller", "err", err.Error())
+	for range deliveryPollers {
+		p := &queue.Poller{
+			Client: sqsClient, QueueURL: cfg.DeliveryQueueURL, BatchSize: 10, WaitSeconds: 1,
+			Timeout: 30 * time.Second, Handler: deliverer.Handle, Logger: logger,
 		}
-	}()
+		go func() {
+			if err := p.Run(ctx); err != nil {
+				logger.Error("delivery poller", "err", err.Error())
+			}
+		}()
+	}
 	if err := startNotifier(ctx, cfg, logger, created); err != nil {
 		return err
 	}
