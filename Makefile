@@ -76,7 +76,7 @@ validate:
 
 ## invoke-<fn>: sam local invoke with infra/events/<fn>*.json (EVENT=… to pick one)
 $(addprefix invoke-,$(FUNCTIONS)): invoke-%:
-	@fn=$*; logical=$$(case $$fn in api) echo ApiFunction;; credentials) echo CredentialsFunction;; syncnow) echo SyncNowFunction;; scheduler) echo SchedulerFunction;; sync) echo SyncFunction;; esac); \
+	@fn=$*; logical=$$(case $$fn in api) echo ApiFunction;; credentials) echo CredentialsFunction;; syncnow) echo SyncNowFunction;; scheduler) echo SchedulerFunction;; sync) echo SyncFunction;; webhooks) echo WebhooksFunction;; notify) echo NotifyFunction;; deliver) echo DeliverFunction;; esac); \
 	ev=$${EVENT:-$$(ls infra/events/$$fn*.json | head -1)}; \
 	echo "sam local invoke $$logical -e $$ev"; sam local invoke $$logical -e $$ev
 
