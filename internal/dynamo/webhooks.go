@@ -3,6 +3,7 @@ package dynamo
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -187,12 +188,12 @@ func (s *Store) ListWebhooks(ctx context.Context, tenant string) ([]merchantsync
 }
 
 func sortWebhooks(ws []merchantsync.Webhook) {
-	for i := 1; i < len(ws); i++ { // at most 10: insertion sort by creation, then id
-		for j := i; j > 0 && (ws[j].CreatedAt.Before(ws[j-1].CreatedAt) ||
-			ws[j].CreatedAt.Equal(ws[j-1].CreatedAt) && ws[j].ID < ws[j-1].ID); j-- {
-			ws[j], ws[j-1] = ws[j-1], ws[j]
+	slices.SortFunc(ws, func(a, b merchantsync.Webhook) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
 		}
-	}
+		return strings.Compare(a.ID, b.ID)
+	})
 }
 
 // DeleteWebhook removes a webhook and gives its place back. Its attempts

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -162,11 +163,7 @@ func parseEvents(in []string) ([]webhook.EventType, error) {
 	seen := map[string]bool{}
 	for _, s := range in {
 		t := webhook.EventType(s)
-		ok := false
-		for _, e := range SubscribableEvents {
-			ok = ok || t == e
-		}
-		if !ok {
+		if !slices.Contains(SubscribableEvents, t) {
 			names := make([]string, len(SubscribableEvents))
 			for i, e := range SubscribableEvents {
 				names[i] = string(e)

@@ -1,14 +1,10 @@
 package notify_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +16,7 @@ import (
 	"github.com/merchantsync/merchantsync/internal/queue"
 	"github.com/merchantsync/merchantsync/internal/testenv"
 	"github.com/merchantsync/merchantsync/internal/webhook"
+	"github.com/merchantsync/merchantsync/internal/webhook/svixtest"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -134,31 +131,11 @@ func (h *hooks) pump(t *testing.T, done func() bool) {
 // returns svix's verdict per request ("verified" or its reason).
 func svixVerify(t *testing.T, secret webhook.Secret, reqs []received) []string {
 	t.Helper()
-	type svixCase struct {
-		Secret     string `json:"secret"`
-		ID         string `json:"id"`
-		Timestamp  string `json:"timestamp"`
-		Signature  string `json:"signature"`
-		BodyBase64 []byte `json:"body_base64"`
-	}
-	cases := make([]svixCase, len(reqs))
+	cases := make([]svixtest.Case, len(reqs))
 	for i, r := range reqs {
-		cases[i] = svixCase{Secret: secret.Reveal(), ID: r.Header.Get(webhook.HeaderID), Timestamp: r.Header.Get(webhook.HeaderTimestamp),
-			Signature: r.Header.Get(webhook.HeaderSignature), BodyBase64: r.Body}
+		cases[i] = svixtest.Case{Secret: secret.Reveal(), ID: r.Header.Get(webhook.HeaderID), Timestamp: r.Header.Get(webhook.HeaderTimestamp),
+			Signature: r.Header.Get(webhook.HeaderSignature), Body: r.Body}
 	}
-	in, _ := json.Marshal(cases)
-	root, _ := filepath.Abs(filepath.Join("..", ".."))
-	cmd := exec.Command("node", filepath.Join(root, "infra", "scripts", "svix-verify.cjs"))
-	cmd.Stdin = bytes.NewReader(in)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("svix-verify: %v: %s (node and svix come with make deps)", err, stderr.String())
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) != len(reqs)+1 || !strings.HasPrefix(lines[0], "svix ") {
-		t.Fatalf("svix-verify answered %q", out)
-	}
-	return lines[1:]
+	_, verdicts := svixtest.Verify(t, cases)
+	return verdicts
 }
